@@ -1,0 +1,67 @@
+"""agentsight-async: send AI-agent conversations to AgentSight without slowing the agent.
+
+Sync code keeps the original documented API::
+
+    from agentsight_async import conversation_tracker
+    conversation_tracker.get_or_create_conversation("chat-123", name="Support Chat")
+    conversation_tracker.track_human_message("Hello!")
+    conversation_tracker.send_tracked_data()
+
+Async code awaits the same methods on :class:`AsyncConversationTracker`::
+
+    async with AsyncConversationTracker() as tracker:
+        async with tracker.conversation("chat-123"):
+            await tracker.track_human_message("Hello!")
+"""
+
+from ._config import Settings
+from ._events import Event
+from ._exceptions import (
+    AgentSightError,
+    ConfigurationError,
+    ConversationApiException,
+    ConversationNetworkException,
+    ConversationTrackingException,
+    FlushTimeoutError,
+    InvalidAnswerDataException,
+    InvalidApiKeyException,
+    InvalidAttachmentException,
+    InvalidConversationDataException,
+    InvalidQuestionDataException,
+    MissingConversationIdException,
+    NoApiKeyException,
+    NoConversationIdException,
+    NoDataToSendException,
+)
+from ._exporters._base import Batch, ConversationBatch, Exporter, Outcome
+from ._facade import ConversationTracker, conversation_tracker
+from ._tracker import AsyncConversationTracker
+from ._version import __version__
+
+__all__ = [
+    "AgentSightError",
+    "AsyncConversationTracker",
+    "Batch",
+    "ConfigurationError",
+    "ConversationApiException",
+    "ConversationBatch",
+    "ConversationNetworkException",
+    "ConversationTracker",
+    "ConversationTrackingException",
+    "Event",
+    "Exporter",
+    "FlushTimeoutError",
+    "InvalidAnswerDataException",
+    "InvalidApiKeyException",
+    "InvalidAttachmentException",
+    "InvalidConversationDataException",
+    "InvalidQuestionDataException",
+    "MissingConversationIdException",
+    "NoApiKeyException",
+    "NoConversationIdException",
+    "NoDataToSendException",
+    "Outcome",
+    "Settings",
+    "__version__",
+    "conversation_tracker",
+]

@@ -1,0 +1,221 @@
+"""Settings: one pydantic-settings class, ``AGENTSIGHT_*`` variables and ``.env``.
+
+Constructor arguments win over the environment, which wins over ``.env``, which
+wins over the defaults.  Invalid values raise one :class:`ConfigurationError`
+whose message names the variable (``AGENTSIGHT_FLUSH_INTERVAL: ...``); the API
+key never appears in it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ._exceptions import ConfigurationError
+
+DEFAULT_ENDPOINT = "https://api.agentsight.io"
+API_KEY_RE = re.compile(r"^ags_[a-f0-9]{32}_[a-f0-9]{6}$", re.IGNORECASE)
+_ENV_PREFIX = "AGENTSIGHT_"
+
+Protocol = Literal["ingest", "rest"]
+LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
+
+
+def is_valid_api_key(key: str) -> bool:
+    """Return whether *key* has the ``ags_<32 hex>_<6 hex>`` form (any case)."""
+    return bool(API_KEY_RE.match(key))
+
+
+def endpoint_scheme(endpoint: str) -> str:
+    """The exporter family an endpoint selects: ``http``, ``sqlite`` or ``memory``."""
+    scheme = urlsplit(endpoint).scheme.lower()
+    return "http" if scheme in ("http", "https") else scheme
+
+
+def is_loopback_url(endpoint: str) -> bool:
+    """True for ``http(s)://`` URLs whose host is localhost or a loopback address."""
+    host = (urlsplit(endpoint).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseSettings):
+    """Everything the SDK can be configured with.
+
+    Every field can be set as a constructor argument or as ``AGENTSIGHT_<NAME>``
+    (``AGENTSIGHT_FLUSH_INTERVAL=0.5``).  Use :func:`load_settings` rather than
+    the constructor to get a :class:`ConfigurationError` instead of pydantic's
+    ``ValidationError``.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=_ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+        frozen=True,
+    )
+
+    # --- the seed's names ----------------------------------------------------
+    api_key: SecretStr | None = Field(
+        default=None, description="Api-Key credential: ags_ + 32 hex + _ + 6 hex."
+    )
+    api_endpoint: str = Field(
+        default=DEFAULT_ENDPOINT,
+        description="https://... (AgentSight), sqlite:///path (local store) or memory://",
+    )
+    log_level: LogLevel | None = Field(
+        default=None,
+        description="Level set on the 'agentsight_async' logger; None leaves it alone.",
+    )
+    environment: str | None = Field(
+        default=None,
+        description="Environment slug for conversations that do not name one.",
+    )
+    conversation_id: str | None = Field(
+        default=None, description="Default conversation for code that never sets one."
+    )
+    app_url: str = "https://app.agentsight.io"
+
+    # --- transport -------------------------------------------------------------
+    protocol: Protocol = Field(default="ingest", description="ingest (batch) or rest (per item)")
+    enabled: bool = True
+    request_timeout: float = Field(default=15.0, gt=0, le=600)
+    verify_tls: bool = True
+    max_concurrency: int = Field(
+        default=8, ge=1, le=256, description="Requests in flight at once (REST chains, batches)."
+    )
+
+    # --- delivery knobs -------------------------------------------------------
+    flush_interval: float = Field(default=1.0, gt=0, le=3600)
+    batch_size: int = Field(default=500, ge=1, le=100_000)
+    batch_bytes: int = Field(default=1 << 20, ge=1024, le=64 << 20)
+    max_queue_events: int = Field(default=100_000, ge=1)
+    max_queue_bytes: int = Field(default=64 << 20, ge=1024)
+    backpressure_timeout: float = Field(
+        default=0.0, ge=0, le=600, description="How long `await track_*` may wait for room."
+    )
+    retry_budget: float = Field(
+        default=60.0, ge=0, le=86_400, description="Seconds a batch may spend retrying."
+    )
+    retry_after_cap: float = Field(default=30.0, ge=0, le=3600)
+    shutdown_timeout: float = Field(default=5.0, ge=0, le=3600)
+    max_attachment_bytes: int = Field(default=20 << 20, ge=1)
+    max_message_chars: int = Field(default=1_000_000, ge=1)
+    spool_dir: str | None = None
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _check_key(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not isinstance(raw, str):
+            raise ValueError("must be a string")
+        raw = raw.strip()
+        if not raw:
+            return None
+        if not is_valid_api_key(raw):
+            raise ValueError(
+                "the key is malformed; expected 'ags_' followed by 32 hex characters, "
+                "'_' and 6 hex characters"
+            )
+        return raw
+
+    @field_validator("api_endpoint")
+    @classmethod
+    def _check_endpoint(cls, value: str) -> str:
+        value = value.strip()
+        parts = urlsplit(value)
+        scheme = parts.scheme.lower()
+        if scheme in ("http", "https"):
+            if not parts.hostname:
+                raise ValueError(f"{value!r} has no host")
+            return value.rstrip("/")
+        if scheme == "sqlite":
+            if not value.startswith("sqlite:///") or len(value) <= len("sqlite:///"):
+                raise ValueError(f"{value!r}: expected sqlite:///relative/path or sqlite:////abs")
+            return value
+        if scheme == "memory":
+            return value
+        raise ValueError(f"{value!r}: expected an http(s)://, sqlite:/// or memory:// URL")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().upper() or None
+        return value
+
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _lower_protocol(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("environment", "conversation_id", "spool_dir", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _check_caps(self) -> Settings:
+        if self.batch_bytes > self.max_queue_bytes:
+            raise ValueError("batch_bytes must not exceed max_queue_bytes")
+        return self
+
+    # --- derived -----------------------------------------------------------------
+    @property
+    def scheme(self) -> str:
+        return endpoint_scheme(self.api_endpoint)
+
+    @property
+    def is_local(self) -> bool:
+        """True when events stay on this machine (sqlite:/// or memory://)."""
+        return self.scheme in ("sqlite", "memory")
+
+    @property
+    def tracking_disabled_reason(self) -> str | None:
+        """Why nothing would be delivered, or None when tracking works."""
+        if not self.enabled:
+            return "AGENTSIGHT_ENABLED is false"
+        if self.api_key is None and not self.is_local:
+            return (
+                "AGENTSIGHT_API_KEY is not set and AGENTSIGHT_API_ENDPOINT is not local "
+                "(sqlite:/// or memory://)"
+            )
+        return None
+
+
+def _variable_name(loc: tuple[Any, ...]) -> str:
+    if not loc:
+        return "settings"
+    return _ENV_PREFIX + str(loc[0]).upper()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build :class:`Settings`, turning validation errors into ConfigurationError.
+
+    ``None`` overrides are ignored so that ``Tracker(api_key=None)`` means "use
+    the environment", like the original SDK.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_input=False, include_url=False):
+            msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+            problems.append(f"{_variable_name(tuple(err.get('loc', ())))}: {msg}")
+        raise ConfigurationError("; ".join(problems)) from None

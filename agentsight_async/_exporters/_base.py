@@ -1,0 +1,98 @@
+"""The one interface every exporter implements.
+
+The flusher hands an exporter a :class:`Batch`: one or more conversations, each
+with the events it may send *in this order*, never two batches in flight for the
+same conversation.  The exporter shapes the events for its wire format, sends
+them (retrying as its protocol allows, within ``deadline``) and answers with
+one :class:`Outcome` per event, in the same order.
+
+An exporter never raises for a delivery failure: a failure is an outcome with
+``ok=False`` and a ``drop_reason``.  If the export task is *cancelled* (the
+event loop is going away, not a shutdown with a deadline), the flusher puts the
+batch's events back at the front of their queues; ids are stable, so resending
+them cannot duplicate rows in a server that dedupes.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._config import Settings
+from .._events import Event
+from .._stats import ErrorCallback, Stats
+
+
+@dataclass(slots=True)
+class ConversationBatch:
+    """One conversation's share of a batch.
+
+    ``fields`` are the conversation's latest known fields (``name``,
+    ``customer_id``, ``environment`` ...; only keys that were set), so that an
+    exporter can send them with every block even when the conversation item
+    itself went out in an earlier batch.
+    """
+
+    conversation_id: str
+    events: list[Event]
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Batch:
+    conversations: list[ConversationBatch]
+
+    @property
+    def event_count(self) -> int:
+        return sum(len(c.events) for c in self.conversations)
+
+
+@dataclass(slots=True, frozen=True)
+class Outcome:
+    """What happened to one event.
+
+    ``response`` is what ``send_tracked_data()`` reports: the parsed body of the
+    event's own request (REST) or of the batch request that carried it (ingest).
+    """
+
+    ok: bool
+    response: Any = None
+    error: str | None = None
+    drop_reason: str | None = None  # "rejected" | "retries_exhausted" | "shutdown"
+
+
+DELIVERED = Outcome(ok=True, response={})
+
+
+class Exporter(abc.ABC):
+    """Base class: holds settings, stats and the error callback."""
+
+    #: Short name shown in logs and stats (``ingest``, ``rest``, ``sqlite``, ``memory``).
+    name = "exporter"
+
+    def __init__(
+        self, settings: Settings, stats: Stats, on_error: ErrorCallback | None = None
+    ) -> None:
+        self.settings = settings
+        self.stats = stats
+        self.on_error = on_error
+
+    @abc.abstractmethod
+    async def export(self, batch: Batch, deadline: float) -> list[list[Outcome]]:
+        """Deliver *batch*; one outcome list per conversation, one outcome per event.
+
+        *deadline* is a ``time.monotonic()`` value after which no new attempt
+        may start (the retry budget or a shutdown deadline, whichever is first).
+        """
+
+    async def send_now(self, event: Event, fields: dict[str, Any]) -> Outcome:
+        """Send one event immediately (``initialize_conversation``); default: as a batch."""
+        import time
+
+        batch = Batch([ConversationBatch(event.conversation_id, [event], fields)])
+        result = await self.export(batch, time.monotonic() + self.settings.retry_budget)
+        return result[0][0]
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release connections and files. Called once, on the flusher's loop."""

@@ -1,0 +1,192 @@
+"""The background flusher: one task on the core's event loop.
+
+It wakes when the interval passes, when enough events are queued for a full
+batch (the tracker wakes it at most once per batch, never per event), and when
+someone flushes or closes.  Each wake it cuts batches from the conversations
+that have pending events and no request in flight, and exports them
+concurrently (at most ``max_concurrency`` batches at once).  A conversation is
+in at most one in-flight batch, so its events arrive in tracking order, and a
+conversation stuck in retries holds up only itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from typing import TYPE_CHECKING
+
+from ._exporters._base import Batch, Exporter, Outcome
+from ._stats import call_on_error
+
+if TYPE_CHECKING:
+    from ._tracker import AsyncConversationTracker
+
+logger = logging.getLogger("agentsight_async")
+
+
+class Flusher:
+    """Drives one exporter from the tracker's queues on one event loop."""
+
+    def __init__(
+        self,
+        core: AsyncConversationTracker,
+        exporter: Exporter,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.core = core
+        self.exporter = exporter
+        self.loop = loop
+        self.settings = core.settings
+        self._wake = asyncio.Event()
+        self._changed = asyncio.Condition()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._flush_requests = 0
+        self._last_full_dispatch = time.monotonic()
+        self._shutdown_deadline = math.inf
+        self._hard_stop = False
+        self._closed = False
+        self._runner: asyncio.Task[None] | None = None
+
+    # --- lifecycle -------------------------------------------------------------
+    def start(self) -> None:
+        self._runner = self.loop.create_task(self._run(), name="agentsight-flusher")
+
+    @property
+    def running(self) -> bool:
+        return self._runner is not None and not self._runner.done() and not self.loop.is_closed()
+
+    def wake_threadsafe(self) -> None:
+        """Wake the flusher from any thread (the tracker calls this once per batch)."""
+        # A closed loop raises RuntimeError: the next loop's flusher picks the events up.
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self._wake.set)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        interval = self.settings.flush_interval
+        try:
+            while True:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=interval)
+                self._wake.clear()
+                self._dispatch()
+        except asyncio.CancelledError:
+            # The loop is going away (asyncio.run() ended) or stop() was called:
+            # put unfinished batches back; the next flusher sends them again.
+            await self._cancel_in_flight(requeue=not self._hard_stop)
+            raise
+
+    def _dispatch(self) -> None:
+        """Start as many batches as the concurrency budget and the queues allow."""
+        now = time.monotonic()
+        force = (
+            self._flush_requests > 0
+            or self._closed
+            or now - self._last_full_dispatch >= self.settings.flush_interval
+        )
+        if force:
+            self._last_full_dispatch = now
+        while len(self._tasks) < self.settings.max_concurrency:
+            batch = self.core._queues.cut_batch(force=force)
+            if batch is None:
+                break
+            task = self.loop.create_task(self._export(batch), name="agentsight-export")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _export(self, batch: Batch) -> None:
+        deadline = min(time.monotonic() + self.settings.retry_budget, self._shutdown_deadline)
+        self.core.stats_counters.in_flight += batch.event_count
+        self.core.stats_counters.batches += 1
+        outcomes: list[list[Outcome]] | None = None
+        try:
+            outcomes = await self.exporter.export(batch, deadline)
+            if [len(o) for o in outcomes] != [len(c.events) for c in batch.conversations]:
+                raise RuntimeError(f"{self.exporter.name} exporter returned mismatched outcomes")
+        except asyncio.CancelledError:
+            if self._hard_stop:
+                gone = Outcome(False, None, "shut down before delivery", "shutdown")
+                outcomes = _all(batch, gone)
+            else:
+                self.core._queues.requeue(batch)
+                raise
+        except Exception as exc:  # an exporter bug must never kill the pipeline
+            logger.exception("agentsight_async %s exporter failed", self.exporter.name)
+            self.core.stats_counters.record_error(f"{type(exc).__name__}: {exc}")
+            call_on_error(self.core._on_error, exc, {"exporter": self.exporter.name})
+            outcomes = _all(batch, Outcome(False, None, f"exporter error: {exc}", "rejected"))
+        finally:
+            self.core.stats_counters.in_flight -= batch.event_count
+            if outcomes is not None:
+                self.core._queues.complete(batch, outcomes)
+                async with self._changed:
+                    self._changed.notify_all()
+        self._dispatch()
+
+    async def _cancel_in_flight(self, *, requeue: bool) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        del requeue  # the export tasks decide themselves via _hard_stop
+
+    # --- waiting -------------------------------------------------------------------
+    async def wait_resolved(self, targets: dict[str, int], timeout: float | None) -> bool:
+        """Flush now and wait until each conversation resolved its first N events.
+
+        *targets* maps conversation ids to the number of events that must be
+        resolved (delivered or dropped).  Returns False on timeout; nothing is
+        lost then, the events stay queued.
+        """
+        if not targets:
+            return True
+        self._flush_requests += 1
+        self.wake()
+        try:
+            await asyncio.wait_for(self._wait_for(targets), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            self._flush_requests -= 1
+
+    async def _wait_for(self, targets: dict[str, int]) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.core._queues.resolved(targets))
+
+    async def stop(self, timeout: float) -> None:
+        """Deliver what can be delivered within *timeout*, then drop the rest as ``shutdown``."""
+        self._closed = True
+        self._shutdown_deadline = time.monotonic() + timeout
+        await self.wait_resolved(self.core._queues.flush_targets(None), timeout)
+        self._hard_stop = True
+        if self._runner is not None:
+            self._runner.cancel()
+            await asyncio.gather(self._runner, return_exceptions=True)
+        await self._cancel_in_flight(requeue=False)
+        self.core._queues.drop_pending("shutdown")
+        try:
+            await self.exporter.aclose()
+        except Exception:
+            logger.exception("agentsight_async exporter close failed")
+
+    async def detach(self) -> None:
+        """Stop without dropping anything: in-flight batches go back to the queues."""
+        if self._runner is not None:
+            self._runner.cancel()
+            await asyncio.gather(self._runner, return_exceptions=True)
+        await self._cancel_in_flight(requeue=True)
+        try:
+            await self.exporter.aclose()
+        except Exception:
+            logger.exception("agentsight_async exporter close failed")
+
+
+def _all(batch: Batch, outcome: Outcome) -> list[list[Outcome]]:
+    return [[outcome] * len(c.events) for c in batch.conversations]

@@ -1,0 +1,303 @@
+"""Per-conversation ordered queues, bounded in events and bytes.
+
+The tracker appends (any thread, under one short lock); the flusher cuts
+batches, and records what happened to them.  Conversations that have pending
+events and nothing in flight sit in ``ready`` (an insertion-ordered dict used
+as an ordered set), so cutting a batch never scans idle conversations, and a
+conversation returns to the back of ``ready`` when its batch completes - each
+conversation gets its turn.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict, deque
+from typing import Any
+
+from ._events import Event
+from ._exporters._base import Batch, ConversationBatch, Outcome
+from ._stats import Stats
+
+
+class Result:
+    """One resolved event, kept for ``send_tracked_data()`` and the summary."""
+
+    __slots__ = ("error", "event", "ok", "response")
+
+    def __init__(self, event: Event, ok: bool, response: Any, error: str | None) -> None:
+        self.event = event
+        self.ok = ok
+        self.response = response
+        self.error = error
+
+
+class Conversation:
+    """One conversation: its pending events, fields, token counters and results."""
+
+    __slots__ = (
+        "enqueued",
+        "fields",
+        "id",
+        "in_flight",
+        "pending",
+        "resolved",
+        "results",
+        "tokens",
+    )
+
+    def __init__(self, conversation_id: str) -> None:
+        self.id = conversation_id
+        self.pending: deque[Event] = deque()
+        self.fields: dict[str, Any] = {}
+        self.tokens: dict[str, int] = {}
+        self.results: deque[Result] = deque()
+        self.enqueued = 0
+        self.resolved = 0
+        self.in_flight = False
+
+    @property
+    def idle(self) -> bool:
+        return not self.pending and not self.in_flight and not self.results and not self.tokens
+
+
+class Queues:
+    """All conversations' queues and the counters that bound them.
+
+    ``max_conversations`` bounds the idle conversation states kept (token
+    counters, unreported results); ``max_results`` bounds the results kept for
+    code that never calls ``send_tracked_data()``.
+    """
+
+    def __init__(
+        self,
+        stats: Stats,
+        *,
+        batch_size: int,
+        batch_bytes: int,
+        max_events: int,
+        max_bytes: int,
+        max_conversations: int = 10_000,
+        max_results: int = 10_000,
+    ) -> None:
+        self.stats = stats
+        self.lock = threading.Lock()
+        self.convs: OrderedDict[str, Conversation] = OrderedDict()
+        self.ready: dict[str, Conversation] = {}
+        self.batch_size = batch_size
+        self.batch_bytes = batch_bytes
+        self.max_events = max_events
+        self.max_bytes = max_bytes
+        self.max_conversations = max_conversations
+        self.max_results = max_results
+        self.result_count = 0
+        self.wake_sent = False
+
+    def get(self, conversation_id: str) -> Conversation | None:
+        return self.convs.get(conversation_id)
+
+    def full(self) -> bool:
+        stats = self.stats
+        return stats.queued_events >= self.max_events or stats.queued_bytes >= self.max_bytes
+
+    # --- producer side --------------------------------------------------------------------
+    def append(self, ev: Event, fields: dict[str, Any] | None) -> bool | None:
+        """Queue *ev*.  Returns None if full (dropped), else whether to wake the flusher."""
+        stats = self.stats
+        with self.lock:
+            if stats.queued_events >= self.max_events or (
+                stats.queued_bytes + ev.size > self.max_bytes
+            ):
+                return None
+            cid = ev.conversation_id
+            conv = self.convs.get(cid) or self._new(cid)
+            if fields is not None:
+                conv.fields.update({k: val for k, val in fields.items() if val is not None})
+            conv.pending.append(ev)
+            conv.enqueued += 1
+            stats.tracked += 1
+            stats.queued_events += 1
+            stats.queued_bytes += ev.size
+            if not conv.in_flight and cid not in self.ready:
+                self.ready[cid] = conv
+            if stats.queued_events >= self.batch_size and not self.wake_sent:
+                self.wake_sent = True
+                return True
+            return False
+
+    def add_tokens(self, conversation_id: str, counts: dict[str, int]) -> None:
+        with self.lock:
+            conv = self.convs.get(conversation_id) or self._new(conversation_id)
+            for key, n in counts.items():
+                conv.tokens[key] = conv.tokens.get(key, 0) + n
+
+    def _new(self, conversation_id: str) -> Conversation:
+        conv = Conversation(conversation_id)
+        self.convs[conversation_id] = conv
+        excess = len(self.convs) - self.max_conversations
+        if excess > 0:
+            # Forget the oldest idle conversations; busy ones are never evicted.
+            for cid in [c.id for c in self.convs.values() if c.idle][:excess]:
+                del self.convs[cid]
+        return conv
+
+    # --- flusher side --------------------------------------------------------------------
+    def cut_batch(self, *, force: bool) -> Batch | None:
+        """Take the next batch from conversations with pending events and nothing in flight.
+
+        Without *force* only a full batch (``batch_size`` events) is cut.  A
+        batch never holds more than ``batch_size`` events or ``batch_bytes``
+        bytes, except that one event larger than ``batch_bytes`` travels alone.
+        """
+        limit_n, limit_b = self.batch_size, self.batch_bytes
+        stats = self.stats
+        with self.lock:
+            if not self.ready or (not force and stats.queued_events - stats.in_flight < limit_n):
+                self.wake_sent = False
+                return None
+            parts: list[ConversationBatch] = []
+            n = b = 0
+            for cid in list(self.ready):
+                conv = self.ready[cid]
+                pending = conv.pending
+                taken: list[Event] = []
+                while pending and n < limit_n:
+                    size = pending[0].size
+                    if n and b + size > limit_b:
+                        break
+                    taken.append(pending.popleft())
+                    n += 1
+                    b += size
+                if taken:
+                    del self.ready[cid]
+                    conv.in_flight = True
+                    parts.append(ConversationBatch(cid, taken, dict(conv.fields)))
+                if n >= limit_n or b >= limit_b:
+                    break
+            if not self.ready:
+                self.wake_sent = False
+        return Batch(parts) if parts else None
+
+    def complete(self, batch: Batch, outcomes: list[list[Outcome]]) -> None:
+        """Record each event's outcome; the conversation may go out again."""
+        stats = self.stats
+        drops: dict[str, int] = {}
+        with self.lock:
+            for part, results in zip(batch.conversations, outcomes, strict=True):
+                conv = self.convs.get(part.conversation_id)
+                for ev, out in zip(part.events, results, strict=True):
+                    stats.queued_events -= 1
+                    stats.queued_bytes -= ev.size
+                    if out.ok:
+                        stats.delivered += 1
+                    else:
+                        reason = out.drop_reason or "rejected"
+                        drops[reason] = drops.get(reason, 0) + 1
+                        if out.error:
+                            stats.record_error(out.error)
+                    if conv is not None:
+                        self._keep(conv, Result(ev, out.ok, out.response, out.error))
+                if conv is not None:
+                    conv.resolved += len(part.events)
+                    conv.in_flight = False
+                    if conv.pending:
+                        self.ready[conv.id] = conv
+        for reason, count in drops.items():
+            stats.drop(reason, count)
+
+    def requeue(self, batch: Batch) -> None:
+        """Put an unfinished batch back at the front of its conversations' queues."""
+        with self.lock:
+            for part in batch.conversations:
+                conv = self.convs.get(part.conversation_id) or self._new(part.conversation_id)
+                conv.pending.extendleft(reversed(part.events))
+                conv.in_flight = False
+                self.ready[conv.id] = conv
+
+    def drop_pending(self, reason: str) -> int:
+        """Resolve every queued (not in-flight) event as dropped for *reason*."""
+        stats = self.stats
+        dropped = 0
+        with self.lock:
+            for conv in self.convs.values():
+                while conv.pending:
+                    ev = conv.pending.popleft()
+                    stats.queued_events -= 1
+                    stats.queued_bytes -= ev.size
+                    self._keep(conv, Result(ev, False, None, f"dropped: {reason}"))
+                    conv.resolved += 1
+                    dropped += 1
+            self.ready.clear()
+        if dropped:
+            stats.drop(reason, dropped, interval=0)
+        return dropped
+
+    def _keep(self, conv: Conversation, result: Result) -> None:
+        if result.event.data.get("attachments"):
+            _strip_bytes(result.event)
+        conv.results.append(result)
+        self.result_count += 1
+        if self.result_count > self.max_results:
+            # Forget the oldest half of the biggest backlog of unreported results.
+            victim = max(self.convs.values(), key=lambda c: len(c.results))
+            for _ in range(max(1, len(victim.results) // 2)):
+                victim.results.popleft()
+                self.result_count -= 1
+
+    # --- waiting and reporting -----------------------------------------------------------
+    def flush_targets(self, conversation_id: str | None) -> dict[str, int]:
+        """How many events each unfinished conversation must resolve to be flushed."""
+        with self.lock:
+            if conversation_id is not None:
+                conv = self.convs.get(conversation_id)
+                if conv is None or conv.resolved >= conv.enqueued:
+                    return {}
+                return {conversation_id: conv.enqueued}
+            return {c.id: c.enqueued for c in self.convs.values() if c.resolved < c.enqueued}
+
+    def resolved(self, targets: dict[str, int]) -> bool:
+        for cid, target in targets.items():
+            conv = self.convs.get(cid)
+            if conv is not None and conv.resolved < target:
+                return False
+        return True
+
+    def take_results(self, conversation_id: str) -> list[Result]:
+        with self.lock:
+            conv = self.convs.get(conversation_id)
+            if conv is None:
+                return []
+            results = list(conv.results)
+            conv.results.clear()
+            self.result_count -= len(results)
+        return results
+
+    def find_result(self, ev: Event) -> Result | None:
+        with self.lock:
+            conv = self.convs.get(ev.conversation_id)
+            return next((r for r in conv.results if r.event is ev), None) if conv else None
+
+    def tracked_events(self, conversation_id: str) -> list[Event]:
+        """Resolved-but-unreported and pending events, in tracking order."""
+        with self.lock:
+            conv = self.convs.get(conversation_id)
+            if conv is None:
+                return []
+            events = [r.event for r in conv.results] + list(conv.pending)
+        events.sort(key=lambda e: e.seq)
+        return events
+
+    def tokens(self, conversation_id: str) -> dict[str, int]:
+        with self.lock:
+            conv = self.convs.get(conversation_id)
+            return dict(conv.tokens) if conv else {}
+
+
+def _strip_bytes(ev: Event) -> None:
+    """Replace delivered attachment bytes by a note of their size: kept results stay small."""
+    atts = ev.data["attachments"]
+    ev.data = {
+        **ev.data,
+        "attachments": [
+            {**a, "data": f"<{len(a['data'])} bytes delivered>"} if "data" in a else a for a in atts
+        ],
+    }

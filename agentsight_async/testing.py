@@ -1,0 +1,39 @@
+"""Helpers for users' own tests (like ``structlog.testing``).
+
+Point the tracker at ``memory://`` (or ``memory://NAME`` to keep suites
+apart) and read back what it would have sent::
+
+    from agentsight_async import ConversationTracker
+    from agentsight_async.testing import recorded, clear_recorded
+
+    tracker = ConversationTracker(endpoint="memory://my-test")
+    tracker.track_human_message("hi", conversation_id="c1")
+    tracker.flush()
+    assert [r["data"]["content"] for r in recorded("memory://my-test")] == ["hi"]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._exporters._memory import clear, store
+
+
+def recorded(url: str = "memory://", conversation_id: str | None = None) -> list[dict[str, Any]]:
+    """Copies of the records delivered to a ``memory://`` endpoint, in delivery order.
+
+    Each record is ``{id, span_id, kind, type, conversation_id, timestamp, data}``
+    where ``data`` is the original SDK's item shape.
+    """
+    items = list(store(url))
+    if conversation_id is not None:
+        items = [r for r in items if r["conversation_id"] == conversation_id]
+    return items
+
+
+def clear_recorded(url: str | None = None) -> None:
+    """Forget the records of one ``memory://`` URL, or of all of them."""
+    clear(url)
+
+
+__all__ = ["clear_recorded", "recorded"]

@@ -1,0 +1,95 @@
+"""Developer and CI sessions.  ``nox -s lint typecheck tests`` is what CI runs.
+
+Every session installs what it needs into its own virtualenv; nothing is
+assumed to be installed on the machine except Python (and, for the browser
+test, Debian's ``chromium``, which the ``tests`` session installs with apt when
+it runs as root and the package is missing).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_external_run = False
+
+ROOT = Path(__file__).parent
+TEST_DEPS = [
+    "pytest>=8",
+    "pytest-asyncio>=0.23",
+    "hypothesis>=6",
+    "playwright>=1.40",
+    "psutil",
+    "python-dotenv",
+]
+PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def _ensure_chromium(session: nox.Session) -> None:
+    """Install Debian's chromium for the browser test when we can (root, apt)."""
+    if Path("/usr/bin/chromium").exists() or os.environ.get("AGENTSIGHT_SKIP_BROWSER"):
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        session.warn("chromium is not installed and cannot be installed here; browser test skips")
+        return
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run("apt-get", "update", "-qq", external=True, env=env, silent=True)
+    session.run(
+        "apt-get", "install", "-y", "-qq", "chromium", external=True, env=env, silent=True
+    )
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The test suite: unit, end-to-end on loopback, browser, shortened reliability."""
+    session.install("-e", ".[collector]", *TEST_DEPS)
+    _ensure_chromium(session)
+    session.run("pytest", "-q", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", "agentsight_async")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    session.install("-e", ".[collector]", "mypy")
+    session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def compat(session: nox.Session) -> None:
+    """Published clients (0.0.44 and 0.1.4) against our collector, each in its own venv."""
+    session.install("-e", ".[collector]", *TEST_DEPS)
+    session.run("python", "-m", "benchmarks.compat", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks side by side with the original SDK and the peers (``-- --quick`` for CI)."""
+    session.install("-e", ".[collector]", "matplotlib", "psutil")
+    session.run("python", "-m", "benchmarks.run", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def reliability(session: nox.Session) -> None:
+    """The full fault-injection, spool, fuzz and soak suite (CI runs a shortened one)."""
+    session.install("-e", ".[collector]", *TEST_DEPS)
+    session.run(
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "tests/reliability",
+        *session.posargs,
+        env={"AGENTSIGHT_RELIABILITY_FULL": "1"},
+    )
