@@ -1,0 +1,643 @@
+"""The ingest exporter against httpx.MockTransport: payload shapes, gzip, 400s, retries."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from agentsight_async import _events as ev_mod
+from agentsight_async._events import event_uuid, iso_from_ns, span_id
+from agentsight_async._exporters._base import Batch, ConversationBatch
+from agentsight_async._exporters._ingest import (
+    IngestExporter,
+    action_window,
+    build_block,
+    encode_body,
+    otel_template,
+    rejected_blocks,
+)
+
+CAPTURES = Path("/work/shared/reference/captures")
+
+
+class MockServer:
+    """Records requests; answers through a per-request function (default: like AgentSight)."""
+
+    def __init__(self, capabilities: list[str] | None = None) -> None:
+        self.requests: list[httpx.Request] = []
+        self.capabilities = ["gzip-ingest"] if capabilities is None else capabilities
+        self.script: list[Any] = []  # answers for the next POST /api/ingest/ calls
+        self.me: Any = None  # override for /api/me/
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        path = request.url.path
+        if path == "/api/me/":
+            if isinstance(self.me, Exception):
+                raise self.me
+            if isinstance(self.me, httpx.Response):
+                return self.me
+            return httpx.Response(
+                200,
+                json={
+                    "role": "write",
+                    "capabilities": self.capabilities,
+                    "environments": [{"slug": "production"}, {"slug": "development"}],
+                },
+            )
+        if path == "/api/ingest/" and self.script:
+            answer = self.script.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+        if path == "/api/conversations/":
+            return httpx.Response(201, json={"id": 1002})
+        return httpx.Response(201, json={"id": len(self.requests)})
+
+    def posts(self, path: str = "/api/ingest/") -> list[httpx.Request]:
+        return [r for r in self.requests if r.method == "POST" and r.url.path == path]
+
+
+def body_of(request: httpx.Request) -> Any:
+    raw = request.content
+    if request.headers.get("Content-Encoding") == "gzip":
+        raw = gzip.decompress(raw)
+    return json.loads(raw)
+
+
+@pytest.fixture
+def server() -> MockServer:
+    return MockServer()
+
+
+@pytest.fixture
+def exporter(make_settings, stats, server, clock) -> IngestExporter:
+    return IngestExporter(
+        make_settings(),
+        stats,
+        transport=httpx.MockTransport(server.handler),
+        sleep=clock.sleep,
+        clock=clock,
+    )
+
+
+def batch_of(*convs: ConversationBatch) -> Batch:
+    return Batch(list(convs))
+
+
+def capture_spans() -> dict[str, dict[str, Any]]:
+    """One span per kind from the 0.1.4 capture (the gzipped batch, plus conversation)."""
+    spans: dict[str, dict[str, Any]] = {}
+    for line in (CAPTURES / "ingest_0.1.4.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if rec["path"] != "/api/ingest/":
+            continue
+        for block in rec["body"]["conversations"]:
+            for span in block["spans"]:
+                spans.setdefault(span["kind"], span)
+    return spans
+
+
+# --- shapes ---------------------------------------------------------------------
+
+
+async def test_every_kind_matches_capture_shapes(exporter, server, make_event, clock) -> None:
+    e = make_event
+    events = [
+        e.conversation(name="Support Chat", customer_id="cust-42", environment="development"),
+        e.question("Hi, I need help"),
+        e(
+            ev_mod.ACTION,
+            action_name="lookup_order",
+            tools_used={"order_id": "A-1001"},
+            response="shipped",
+            metadata={"source": "scenario"},
+        ),
+        e(
+            ev_mod.TOKEN_USAGE,
+            prompt_tokens=120,
+            completion_tokens=30,
+            total_tokens=150,
+            embedding_tokens=0,
+            model="gpt-4o-mini",
+            system="openai",
+        ),
+        e.answer("Your order has shipped."),
+        e(
+            ev_mod.BUTTON,
+            button_event="satisfaction",
+            label="Yes",
+            value="yes",
+            metadata={"position": 1},
+        ),
+        e(
+            ev_mod.ATTACHMENTS,
+            mode="base64",
+            sender="end_user",
+            metadata={"kind": "x"},
+            attachments=[
+                {
+                    "filename": "n.txt",
+                    "mime_type": "text/plain",
+                    "data": base64.b64encode(b"hello attachment").decode(),
+                }
+            ],
+        ),
+    ]
+    conv = ConversationBatch("chat-123", events, {"name": "Support Chat"})
+    outcomes = await exporter.export(batch_of(conv), clock.now + 60)
+    assert all(o.ok for o in outcomes[0])
+    assert outcomes[0][0].response == {"id": len(server.requests)}
+
+    payload = body_of(server.posts()[0])
+    assert payload["sdk"] == {"name": "agentsight-async", "version": payload["sdk"]["version"]}
+    block = payload["conversations"][0]
+    ours: dict[str, dict[str, Any]] = {}
+    for span in block["spans"]:
+        ours.setdefault(span["kind"], span)
+    theirs = capture_spans()
+    for kind in ("turn", "tool", "llm", "button", "attachment", "conversation"):
+        mine, ref = ours[kind], theirs[kind]
+        assert set(mine) == set(ref), kind
+        assert set(mine["otel"]) == set(ref["otel"]), kind
+        assert set(mine["otel"]["resource"]) == set(ref["otel"]["resource"])
+        assert len(mine["span_id"]) == 16
+        assert len(mine["trace_id"]) == 32
+        int(mine["trace_id"], 16)
+        # every attribute the reference sends for this kind (besides optional ones) is here
+        optional = {
+            "agentsight.conversation.customer_ip",
+            "agentsight.conversation.device",
+            "agentsight.conversation.source",
+            "agentsight.conversation.language",
+            "agentsight.conversation.metadata",
+            "agentsight.llm.requested_model",
+            "gen_ai.operation.name",
+            "agentsight.llm.cache_read_tokens",
+            "agentsight.message.metadata",
+        }
+        missing = set(ref["attributes"]) - set(mine["attributes"]) - optional
+        assert not missing, (kind, missing)
+    turn = ours["turn"]
+    assert turn["status"] == "ok"
+    assert turn["attributes"]["agentsight.turn.complete"] is True
+    assert turn["attributes"]["agentsight.turn.id"] == turn["span_id"] == span_id(events[1])
+    assert turn["events"][0]["name"] == "agentsight.message"
+    assert set(turn["events"][0]) == set(theirs["turn"]["events"][0])
+
+
+async def test_block_fields_non_null_and_ip_naming(exporter, server, make_event, clock) -> None:
+    conv_ev = make_event.conversation(
+        customer_ip_address="203.0.113.9", device="mobile", metadata={"plan": "pro"}
+    )
+    conv = ConversationBatch(
+        "chat-1", [conv_ev, make_event.question()], {"name": "Chat", "language": "en"}
+    )
+    await exporter.export(batch_of(conv), clock.now + 60)
+    block = body_of(server.posts()[0])["conversations"][0]
+    assert {k: v for k, v in block.items() if k != "spans"} == {
+        "conversation_id": "chat-1",
+        "customer_ip_address": "203.0.113.9",
+        "device": "mobile",
+        "metadata": {"plan": "pro"},
+        "name": "Chat",
+        "language": "en",
+    }
+    attrs = block["spans"][0]["attributes"]
+    assert attrs["agentsight.conversation.customer_ip"] == "203.0.113.9"
+    assert json.loads(attrs["agentsight.conversation.metadata"]) == {"plan": "pro"}
+    assert "agentsight.conversation.customer_id" not in attrs
+    kinds = [(s["kind"], s["name"]) for s in block["spans"]]
+    assert kinds == [("conversation", "conversation"), ("turn", "message")]
+
+
+def test_conversation_opened_span(make_event) -> None:
+    ev = make_event.conversation(opened=True, name="Widget")
+    block = build_block(ConversationBatch("chat-1", [ev], {}), otel_template("i"))
+    span = block["spans"][0]
+    assert (span["kind"], span["name"], span["status"]) == (
+        "conversation",
+        "conversation_opened",
+        "unset",
+    )
+    assert span["attributes"]["agentsight.entity.name"] == "conversation_opened"
+    assert block["name"] == "Widget"
+
+
+def test_tool_span_fields_and_parenting(make_event) -> None:
+    q = make_event.question()
+    act = make_event(
+        ev_mod.ACTION,
+        action_name="refund",
+        started_at="2025-06-01T10:00:00+00:00",
+        ended_at="2025-06-01T10:00:01.250000+00:00",
+        duration_ms=1250,
+        tools_used={"api": {"id": 1}},
+        error_msg="refund service down",
+        metadata={"m": 1},
+    )
+    block = build_block(ConversationBatch("c", [q, act], {}), otel_template("i"))
+    tool = next(s for s in block["spans"] if s["kind"] == "tool")
+    turn = next(s for s in block["spans"] if s["kind"] == "turn")
+    assert tool["started_at"] == "2025-06-01T10:00:00+00:00"
+    assert tool["ended_at"] == "2025-06-01T10:00:01.250000+00:00"
+    assert tool["duration_ms"] == 1250.0
+    assert tool["status"] == "error"
+    assert tool["otel"]["status_description"] == "refund service down"
+    assert tool["parent_span_id"] == turn["span_id"]
+    assert tool["trace_id"] == turn["trace_id"]
+    a = tool["attributes"]
+    assert a["agentsight.turn.id"] == turn["span_id"]
+    assert a["agentsight.tool.name"] == a["agentsight.entity.name"] == "refund"
+    assert json.loads(a["agentsight.tool.arguments"]) == {"api": {"id": 1}}
+    assert a["agentsight.tool.error"] == "refund service down"
+    assert json.loads(a["agentsight.metadata"]) == {"m": 1}
+    # sorted by start: the action started long before the message
+    assert block["spans"][0]["kind"] == "tool"
+
+
+def test_tool_without_turn_is_top_level(make_event) -> None:
+    act = make_event(ev_mod.ACTION, action_name="x", metadata={})
+    span = build_block(ConversationBatch("c", [act], {}), otel_template("i"))["spans"][0]
+    assert span["parent_span_id"] is None
+    assert span["status"] == "ok"
+    assert span["started_at"] == span["ended_at"] == iso_from_ns(act.ts_ns)
+    assert "agentsight.turn.id" not in span["attributes"]
+
+
+TS = 1_700_000_010_000_000_000  # 10 s after 1_700_000_000
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({}, (TS, TS)),
+        ({"duration_ms": 1500}, (TS - 1_500_000_000, TS)),
+        ({"started_at": "2023-11-14T22:13:20+00:00"}, (1_700_000_000 * 10**9, TS)),
+        (
+            {"started_at": "2023-11-14T22:13:20Z", "duration_ms": 250},
+            (1_700_000_000 * 10**9, 1_700_000_000 * 10**9 + 250_000_000),
+        ),
+        (
+            {"ended_at": "2023-11-14T22:13:21+00:00", "duration_ms": 1000},
+            (1_700_000_000 * 10**9, 1_700_000_001 * 10**9),
+        ),
+        (
+            {"started_at": "2023-11-14T22:13:25+00:00", "ended_at": "2023-11-14T22:13:21+00:00"},
+            (1_700_000_005 * 10**9, 1_700_000_005 * 10**9),
+        ),
+    ],
+)
+def test_action_window(data: dict[str, Any], expected: tuple[int, int]) -> None:
+    assert action_window(data, TS) == expected
+
+
+def test_llm_span(make_event) -> None:
+    ev = make_event(
+        ev_mod.TOKEN_USAGE,
+        prompt_tokens=130,
+        completion_tokens=35,
+        total_tokens=165,
+        embedding_tokens=8,
+    )
+    span = build_block(ConversationBatch("c", [ev], {}), otel_template("i"))["spans"][0]
+    a = span["attributes"]
+    assert span["kind"] == "llm"
+    assert a["gen_ai.system"] == "unknown"
+    assert a["gen_ai.usage.input_tokens"] == 130
+    assert a["gen_ai.usage.output_tokens"] == 35
+    assert a["agentsight.llm.embedding_tokens"] == 8
+    assert "gen_ai.request.model" not in a
+
+
+def test_button_span(make_event) -> None:
+    ev = make_event(
+        ev_mod.BUTTON,
+        button_event="satisfaction",
+        label="Yes",
+        value="yes",
+        metadata={"position": 1},
+    )
+    span = build_block(ConversationBatch("c", [ev], {}), otel_template("i"))["spans"][0]
+    assert span["name"] == "Yes"
+    assert span["attributes"]["agentsight.button.event"] == "satisfaction"
+    assert span["attributes"]["agentsight.button.value"] == "yes"
+    assert json.loads(span["attributes"]["agentsight.metadata"]) == {"position": 1}
+
+
+def test_ids_deterministic(make_event) -> None:
+    events = [make_event.question(), make_event.answer()]
+    one = build_block(ConversationBatch("c", events, {}), otel_template("i"))
+    two = build_block(ConversationBatch("c", events, {}), otel_template("i"))
+    assert one == two
+    assert one["spans"][0]["trace_id"] != one["spans"][1]["trace_id"]  # one turn per message
+
+
+def test_unknown_environment_dropped(make_event) -> None:
+    conv = ConversationBatch("c", [make_event.question()], {"environment": "staging"})
+    allowed = frozenset({"production"})
+    block = build_block(conv, otel_template("i"), allowed_environments=allowed)
+    assert "environment" not in block
+    assert "agentsight.conversation.environment" not in block["spans"][0]["attributes"]
+    kept = build_block(conv, otel_template("i"))  # nothing learned: leave it alone
+    assert kept["environment"] == "staging"
+
+
+# --- attachments ---------------------------------------------------------------------
+
+
+async def test_attachments_uploaded_before_ingest(exporter, server, make_event, clock) -> None:
+    att = make_event(
+        ev_mod.ATTACHMENTS,
+        mode="form_data",
+        sender="agent",
+        metadata={"k": "v"},
+        attachments=[{"filename": "r.csv", "mime_type": "text/csv", "data": b"a,b\n1,2\n"}],
+    )
+    msg = make_event.answer(
+        "see file",
+        attachments=[{"filename": "n.txt", "mime_type": "text/plain", "data": "aGk="}],
+        attachment_mode="base64",
+    )
+    conv = ConversationBatch("chat-9", [att, msg], {"environment": "production"})
+    outcomes = await exporter.export(batch_of(conv), clock.now + 60)
+    assert all(o.ok for o in outcomes[0])
+    paths = [(r.method, r.url.path) for r in server.requests]
+    assert paths == [
+        ("GET", "/api/me/"),
+        ("POST", "/api/conversations/"),
+        ("POST", "/api/attachments/"),
+        ("POST", "/api/attachments/"),
+        ("POST", "/api/ingest/"),
+    ]
+    assert body_of(server.requests[1]) == {"conversation_id": "chat-9", "environment": "production"}
+    up = body_of(server.requests[2])
+    assert up["conversation"] == "1002"
+    assert up["conversation_id"] == "chat-9"
+    assert up["mode"] == "base64"
+    assert up["sender"] == "agent"
+    assert up["attachments"] == [
+        {
+            "filename": "r.csv",
+            "mime_type": "text/csv",
+            "data": base64.b64encode(b"a,b\n1,2\n").decode(),
+        }
+    ]
+    assert server.requests[2].headers["Idempotency-Key"] == event_uuid(att)
+    assert server.requests[3].headers["Idempotency-Key"] == event_uuid(msg) + ":attachments"
+    spans = body_of(server.posts()[0])["conversations"][0]["spans"]
+    kinds = [s["kind"] for s in spans]
+    assert kinds == ["attachment", "turn", "attachment"]
+    files = json.loads(spans[0]["attributes"]["agentsight.attachment.files"])
+    assert files == [{"filename": "r.csv", "size": 8, "mime_type": "text/csv"}]
+    assert spans[0]["attributes"]["agentsight.attachment.mode"] == "base64"
+    assert spans[0]["attributes"]["agentsight.attachment.count"] == 1
+    assert spans[2]["span_id"] != spans[1]["span_id"]
+    assert json.loads(spans[2]["attributes"]["agentsight.attachment.files"])[0]["size"] == 2
+    # the pk is remembered: a second batch does not upsert again
+    att2 = make_event(
+        ev_mod.ATTACHMENTS,
+        mode="base64",
+        sender="end_user",
+        metadata={},
+        attachments=[{"filename": "a", "mime_type": "text/plain", "data": "aGk="}],
+    )
+    await exporter.export(batch_of(ConversationBatch("chat-9", [att2], {})), clock.now + 60)
+    assert len(server.posts("/api/conversations/")) == 1
+
+
+async def test_failed_upload_drops_only_that_event(make_settings, stats, make_event, clock) -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        if request.url.path == "/api/attachments/":
+            return httpx.Response(413, json={"detail": "too large"})
+        return httpx.Response(201, json={"id": 7})
+
+    exp = IngestExporter(
+        make_settings(),
+        stats,
+        transport=httpx.MockTransport(handler),
+        sleep=clock.sleep,
+        clock=clock,
+    )
+    att = make_event(
+        ev_mod.ATTACHMENTS,
+        mode="base64",
+        sender="end_user",
+        metadata={},
+        attachments=[{"filename": "a", "mime_type": "text/plain", "data": "aGk="}],
+    )
+    q = make_event.question()
+    out = await exp.export(batch_of(ConversationBatch("c", [att, q], {})), clock.now + 60)
+    assert out[0][0].ok is False
+    assert out[0][0].drop_reason == "rejected"
+    assert out[0][1].ok is True
+    assert seen[-1] == "/api/ingest/"
+
+
+# --- gzip negotiation ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("capable", [True, False])
+@pytest.mark.parametrize("big", [True, False])
+async def test_gzip_negotiation(make_settings, stats, make_event, clock, capable, big) -> None:
+    server = MockServer(capabilities=["GZIP-Ingest"] if capable else [])
+    exp = IngestExporter(
+        make_settings(),
+        stats,
+        transport=httpx.MockTransport(server.handler),
+        sleep=clock.sleep,
+        clock=clock,
+    )
+    content = "x" * (9000 if big else 10)
+    conv = ConversationBatch("c", [make_event.question(content)], {})
+    await exp.export(batch_of(conv), clock.now + 60)
+    req = server.posts()[0]
+    compressed = req.headers.get("Content-Encoding") == "gzip"
+    assert compressed == (capable and big)
+    assert (
+        body_of(req)["conversations"][0]["spans"][0]["events"][0]["attributes"][
+            "agentsight.message.content"
+        ]
+        == content
+    )
+
+
+def test_gzip_threshold_is_strict() -> None:
+    payload: dict[str, Any] = {"a": ""}
+    overhead = len(json.dumps(payload, separators=(",", ":")))
+    payload["a"] = "x" * (8192 - overhead)
+    body, headers = encode_body(payload, gzip_ok=True)
+    assert len(body) == 8192
+    assert "Content-Encoding" not in headers
+    payload["a"] += "x"
+    body, headers = encode_body(payload, gzip_ok=True)
+    assert headers["Content-Encoding"] == "gzip"
+
+
+async def test_bytes_identical_across_retries(exporter, server, make_event, clock) -> None:
+    server.script = [
+        httpx.Response(503),
+        httpx.ReadError("reset"),
+        httpx.Response(429, headers={"Retry-After": "1"}),
+        httpx.Response(201, json={"ok": True}),
+    ]
+    conv = ConversationBatch("c", [make_event.question("y" * 10_000)], {})
+    outcomes = await exporter.export(batch_of(conv), clock.now + 60)
+    assert outcomes == [[outcomes[0][0]]]
+    assert outcomes[0][0].response == {"ok": True}
+    posts = server.posts()
+    assert len(posts) == 4
+    assert len({p.content for p in posts}) == 1
+    assert all(p.headers["Content-Encoding"] == "gzip" for p in posts)
+    assert clock.sleeps[-1] == 1.0
+    assert exporter.stats.retried == 3
+
+
+# --- preflight -----------------------------------------------------------------------
+
+
+async def test_preflight_runs_once(exporter, server, make_event, clock) -> None:
+    for _ in range(3):
+        await exporter.export(
+            batch_of(ConversationBatch("c", [make_event.question()], {})), clock.now + 60
+        )
+    assert [r.url.path for r in server.requests].count("/api/me/") == 1
+    assert exporter.capabilities == {"gzip-ingest"}
+    assert exporter.environments == {"production", "development"}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.ConnectError("down"),
+        httpx.Response(404),
+        httpx.Response(500),
+        httpx.Response(200, json={"capabilities": "gzip-ingest"}),
+    ],
+)
+async def test_preflight_never_fatal(exporter, server, make_event, clock, answer) -> None:
+    server.me = answer
+    conv = ConversationBatch("c", [make_event.question("z" * 9000)], {})
+    out = await exporter.export(batch_of(conv), clock.now + 60)
+    assert out[0][0].ok
+    assert "Content-Encoding" not in server.posts()[0].headers
+
+
+# --- rejections -----------------------------------------------------------------------
+
+
+async def test_per_block_400_drops_only_named_blocks(exporter, server, make_event, clock) -> None:
+    convs = [
+        ConversationBatch(cid, [make_event.question(cid=cid), make_event.answer(cid=cid)], {})
+        for cid in ("chat-a", "chat-bad", "chat-c")
+    ]
+    server.script = [
+        httpx.Response(
+            400,
+            json={
+                "detail": "Invalid ingest payload.",
+                "conversations": [
+                    {
+                        "index": 1,
+                        "conversation_id": "chat-bad",
+                        "errors": {"environment": ["Unknown environment 'staging'."]},
+                    }
+                ],
+                "truncated": False,
+            },
+        ),
+        httpx.Response(201, json={"accepted": 2}),
+    ]
+    out = await exporter.export(Batch(convs), clock.now + 60)
+    assert [o.ok for o in out[0]] == [True, True]
+    assert [o.ok for o in out[2]] == [True, True]
+    assert all(o.drop_reason == "rejected" for o in out[1])
+    assert "Unknown environment 'staging'." in (out[1][0].error or "")
+    first, second = (body_of(r) for r in server.posts())
+    assert [b["conversation_id"] for b in first["conversations"]] == [
+        "chat-a",
+        "chat-bad",
+        "chat-c",
+    ]
+    assert [b["conversation_id"] for b in second["conversations"]] == ["chat-a", "chat-c"]
+    assert out[0][0].response == {"accepted": 2}
+    assert exporter.stats.last_error is not None
+
+
+async def test_400_without_blocks_rejects_batch(exporter, server, make_event, clock) -> None:
+    server.script = [httpx.Response(400, json={"detail": "bad shape"})]
+    convs = [ConversationBatch(c, [make_event.question(cid=c)], {}) for c in ("a", "b")]
+    out = await exporter.export(Batch(convs), clock.now + 60)
+    assert [o.drop_reason for r in out for o in r] == ["rejected", "rejected"]
+    assert len(server.posts()) == 1
+
+
+def test_rejected_blocks_matching() -> None:
+    blocks = [{"conversation_id": "a"}, {"conversation_id": "b"}]
+    assert rejected_blocks({"conversations": [{"index": 1}]}, blocks) == {1: "HTTP 400: rejected"}
+    assert list(
+        rejected_blocks({"conversations": [{"index": 0, "conversation_id": "b"}]}, blocks)
+    ) == [1]
+    assert rejected_blocks({"conversations": [{"conversation_id": "zzz"}]}, blocks) == {}
+    assert rejected_blocks({"detail": "x"}, blocks) == {}
+    assert rejected_blocks(["x"], blocks) == {}
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_auth_failure_logged_once_without_key(
+    make_settings, stats, make_event, clock, caplog, api_key, status
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    seen: list[Any] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(status, json={"detail": f"Invalid key {api_key}"})
+
+    errors: list[tuple[BaseException, dict[str, Any]]] = []
+    exp = IngestExporter(
+        make_settings(),
+        stats,
+        lambda e, c: errors.append((e, c)),
+        transport=httpx.MockTransport(handler),
+        sleep=clock.sleep,
+        clock=clock,
+    )
+    for _ in range(2):
+        out = await exp.export(
+            batch_of(ConversationBatch("c", [make_event.question()], {})), clock.now + 60
+        )
+        assert out[0][0].drop_reason == "rejected"
+    assert len(seen) == 3  # preflight + one POST per batch, no retries
+    refused = [r for r in caplog.records if "refused the API key" in r.getMessage()]
+    assert len(refused) == 1
+    assert refused[0].levelno == logging.ERROR
+    assert api_key not in caplog.text
+    assert api_key[4:20] not in caplog.text
+    assert api_key not in str(stats.last_error)
+    assert errors
+    assert all(api_key not in str(e) for e, _ in errors)
+
+
+async def test_retries_exhausted(exporter, server, make_event, clock) -> None:
+    server.script = [httpx.Response(503)] * 100
+    errors: list[Any] = []
+    exporter.on_error = lambda e, c: errors.append(c)
+    exporter._report._on_error = exporter.on_error
+    out = await exporter.export(
+        batch_of(ConversationBatch("c", [make_event.question()], {})), clock.now + 10
+    )
+    assert out[0][0].drop_reason == "retries_exhausted"
+    assert "HTTP 503" in (out[0][0].error or "")
+    assert errors[0]["reason"] == "retries_exhausted"
+    assert clock.now < 1000 + 10 + 1
