@@ -126,6 +126,11 @@ class Flusher:
                 self.core._queues.complete(batch, outcomes)
                 async with self._changed:
                     self._changed.notify_all()
+        # Leave the in-flight set before dispatching, so this slot can be reused now
+        # (the done-callback that also removes it runs only on a later loop turn).
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.discard(task)
         self._dispatch()
 
     async def _cancel_in_flight(self, *, requeue: bool) -> None:

@@ -1,5 +1,12 @@
 """Per-conversation ordered queues, bounded in events and bytes.
 
+Small events enter through a lock-free *inbox* (a ``deque``, whose ``append``
+is atomic): the hot path pays one append, not a lock.  Whoever next takes the
+lock - the flusher, a blocking call, or a producer when the inbox reaches
+:data:`DRAIN_AT` events - first moves the inbox into the conversations, in
+order.  Large events and conversation items take the lock directly, after
+draining, so each thread's events keep their order.
+
 The tracker appends (any thread, under one short lock); the flusher cuts
 batches, and records what happened to them.  Conversations that have pending
 events and nothing in flight sit in ``ready`` (an insertion-ordered dict used
@@ -10,13 +17,20 @@ conversation gets its turn.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict, deque
+from collections.abc import Iterator
 from typing import Any
 
 from ._events import Event
 from ._exporters._base import Batch, ConversationBatch, Outcome
 from ._stats import Stats
+
+#: Events larger than this (bytes) skip the inbox, so the byte cap stays exact for them.
+SMALL_EVENT = 2048
+#: A producer drains the inbox itself when it holds this many events.
+DRAIN_AT = 256
 
 
 class Result:
@@ -91,41 +105,89 @@ class Queues:
         self.max_results = max_results
         self.result_count = 0
         self.wake_sent = False
+        self.inbox: deque[Event] = deque()
 
     def get(self, conversation_id: str) -> Conversation | None:
         return self.convs.get(conversation_id)
 
     def full(self) -> bool:
         stats = self.stats
-        return stats.queued_events >= self.max_events or stats.queued_bytes >= self.max_bytes
+        return (
+            stats.queued_events + len(self.inbox) >= self.max_events
+            or stats.queued_bytes >= self.max_bytes
+        )
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the lock with the inbox drained: the conversations are complete."""
+        with self.lock:
+            self._drain()
+            yield
+
+    def _drain(self) -> None:
+        inbox = self.inbox
+        if not inbox:
+            return
+        stats = self.stats
+        full = 0
+        while inbox:
+            ev = inbox.popleft()
+            if stats.queued_bytes + ev.size > self.max_bytes:
+                full += 1
+            else:
+                self._enqueue(ev, None)
+        if full:
+            stats.drop("queue_full", full)
+
+    def push(self, ev: Event) -> bool | None:
+        """The hot path for small events: no lock.  None if full, else whether to wake."""
+        stats = self.stats
+        inbox = self.inbox
+        queued = stats.queued_events + len(inbox)
+        if queued >= self.max_events or stats.queued_bytes >= self.max_bytes:
+            return None
+        inbox.append(ev)
+        if len(inbox) >= DRAIN_AT:
+            with self.lock:
+                self._drain()
+        if queued + 1 >= self.batch_size and not self.wake_sent:
+            self.wake_sent = True
+            return True
+        return False
 
     # --- producer side --------------------------------------------------------------------
     def append(self, ev: Event, fields: dict[str, Any] | None) -> bool | None:
-        """Queue *ev*.  Returns None if full (dropped), else whether to wake the flusher."""
+        """Queue *ev* under the lock.  Returns None if full (dropped), else whether to wake."""
         stats = self.stats
-        with self.lock:
+        with self.locked():
             if stats.queued_events >= self.max_events or (
                 stats.queued_bytes + ev.size > self.max_bytes
             ):
                 return None
-            cid = ev.conversation_id
-            conv = self.convs.get(cid) or self._new(cid)
-            if fields is not None:
-                conv.fields.update({k: val for k, val in fields.items() if val is not None})
-            conv.pending.append(ev)
-            conv.enqueued += 1
-            stats.tracked += 1
-            stats.queued_events += 1
-            stats.queued_bytes += ev.size
-            if not conv.in_flight and cid not in self.ready:
-                self.ready[cid] = conv
+            self._enqueue(ev, fields)
             if stats.queued_events >= self.batch_size and not self.wake_sent:
                 self.wake_sent = True
                 return True
             return False
 
+    def _enqueue(self, ev: Event, fields: dict[str, Any] | None) -> None:
+        stats = self.stats
+        cid = ev.conversation_id
+        conv = self.convs.get(cid)
+        if conv is None:
+            conv = self._new(cid)
+        if fields is not None:
+            conv.fields.update({k: val for k, val in fields.items() if val is not None})
+        conv.pending.append(ev)
+        conv.enqueued += 1
+        stats.tracked += 1
+        stats.queued_events += 1
+        stats.queued_bytes += ev.size
+        if not conv.in_flight and cid not in self.ready:
+            self.ready[cid] = conv
+
     def add_tokens(self, conversation_id: str, counts: dict[str, int]) -> None:
-        with self.lock:
+        with self.locked():
             conv = self.convs.get(conversation_id) or self._new(conversation_id)
             for key, n in counts.items():
                 conv.tokens[key] = conv.tokens.get(key, 0) + n
@@ -150,7 +212,7 @@ class Queues:
         """
         limit_n, limit_b = self.batch_size, self.batch_bytes
         stats = self.stats
-        with self.lock:
+        with self.locked():
             if not self.ready or (not force and stats.queued_events - stats.in_flight < limit_n):
                 self.wake_sent = False
                 return None
@@ -217,7 +279,7 @@ class Queues:
         """Resolve every queued (not in-flight) event as dropped for *reason*."""
         stats = self.stats
         dropped = 0
-        with self.lock:
+        with self.locked():
             for conv in self.convs.values():
                 while conv.pending:
                     ev = conv.pending.popleft()
@@ -246,7 +308,7 @@ class Queues:
     # --- waiting and reporting -----------------------------------------------------------
     def flush_targets(self, conversation_id: str | None) -> dict[str, int]:
         """How many events each unfinished conversation must resolve to be flushed."""
-        with self.lock:
+        with self.locked():
             if conversation_id is not None:
                 conv = self.convs.get(conversation_id)
                 if conv is None or conv.resolved >= conv.enqueued:
@@ -262,7 +324,7 @@ class Queues:
         return True
 
     def take_results(self, conversation_id: str) -> list[Result]:
-        with self.lock:
+        with self.locked():
             conv = self.convs.get(conversation_id)
             if conv is None:
                 return []
@@ -272,13 +334,13 @@ class Queues:
         return results
 
     def find_result(self, ev: Event) -> Result | None:
-        with self.lock:
+        with self.locked():
             conv = self.convs.get(ev.conversation_id)
             return next((r for r in conv.results if r.event is ev), None) if conv else None
 
     def tracked_events(self, conversation_id: str) -> list[Event]:
         """Resolved-but-unreported and pending events, in tracking order."""
-        with self.lock:
+        with self.locked():
             conv = self.convs.get(conversation_id)
             if conv is None:
                 return []
@@ -287,7 +349,7 @@ class Queues:
         return events
 
     def tokens(self, conversation_id: str) -> dict[str, int]:
-        with self.lock:
+        with self.locked():
             conv = self.convs.get(conversation_id)
             return dict(conv.tokens) if conv else {}
 

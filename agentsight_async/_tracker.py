@@ -52,7 +52,7 @@ from ._exceptions import (
 )
 from ._exporters._base import Exporter
 from ._flusher import Flusher
-from ._queues import Queues
+from ._queues import SMALL_EVENT, Queues
 from ._stats import ErrorCallback, Stats
 
 logger = logging.getLogger("agentsight_async")
@@ -134,6 +134,7 @@ class AsyncConversationTracker:
     # --- configuration ------------------------------------------------------------
     def _apply_settings(self, settings: Settings) -> None:
         self.settings = settings
+        self._max_chars = settings.max_message_chars
         q = self._queues
         q.batch_size, q.batch_bytes = settings.batch_size, settings.batch_bytes
         q.max_events, q.max_bytes = settings.max_queue_events, settings.max_queue_bytes
@@ -160,7 +161,7 @@ class AsyncConversationTracker:
 
     def stats(self) -> dict[str, Any]:
         """Counters: tracked, delivered, retried, dropped by reason, queued, in flight, errors."""
-        with self._queues.lock:
+        with self._queues.locked():
             snap = self.stats_counters.as_dict()
         snap["exporter"] = (
             self.settings.scheme if self.settings.scheme != "http" else (self.settings.protocol)
@@ -176,6 +177,8 @@ class AsyncConversationTracker:
 
     def _conversation_id(self, explicit: str | None) -> str:
         if explicit is not None:
+            if type(explicit) is str and explicit in self._queues.convs:
+                return explicit  # validated when its conversation was created
             return v.conversation_id(explicit)
         cid = _current.get() or self._default_conversation_id
         if cid is None:
@@ -220,7 +223,10 @@ class AsyncConversationTracker:
             self.stats_counters.dropped["disabled"] += 1
             return None
         ev = Event(kind, conversation_id, time.time_ns(), next_seq(), data, size)
-        wake = self._queues.append(ev, fields)
+        if fields is None and size <= SMALL_EVENT:
+            wake = self._queues.push(ev)
+        else:
+            wake = self._queues.append(ev, fields)
         if wake is None:
             self.stats_counters.drop("queue_full")
             return None
@@ -310,6 +316,25 @@ class AsyncConversationTracker:
         metadata: Any,
         conversation_id: str | None,
     ) -> Event | None:
+        if (
+            attachments is None
+            and metadata is None
+            and type(message) is str
+            and message
+            and len(message) <= self._max_chars
+            and message.isascii()
+            and not message.isspace()
+        ):
+            # The common case - plain text, nothing attached - skips the general
+            # validation (same checks, fewer calls): it is the hot path.
+            data: dict[str, Any] = {
+                "content": message,
+                "sender": "end_user" if kind == QUESTION else "agent",
+                "metadata": {},
+            }
+            return self._record(
+                kind, self._conversation_id(conversation_id), data, v.EVENT_OVERHEAD + len(message)
+            )
         s = self.settings
         data, size = inputs.message(
             "end_user" if kind == QUESTION else "agent",
