@@ -1,0 +1,358 @@
+"""The collector's Starlette application: AgentSight routes, read API, pages.
+
+Every route ends in ``/`` and the slash is required (the backend runs Django
+with ``APPEND_SLASH = False``); only a leading ``//`` is forgiven, for 0.0.44.
+Storage is synchronous SQLite, so every storage call runs in the threadpool
+and the event loop never blocks on the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ._errors import FieldValidationError, IngestValidationError, NotFoundError
+from ._http import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_DECOMPRESSED_BYTES,
+    DoubleSlashMiddleware,
+    KeyChecker,
+    RequestError,
+    file_response,
+    key_from_headers,
+    parse_json_object,
+    read_body,
+)
+from ._pages import Pages
+from ._rows import DEFAULT_AGENT_ID
+from ._storage import Storage
+from ._validate import ENVIRONMENTS
+
+logger = logging.getLogger("agentsight_async.collector")
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+Files = list[tuple[str, str | None, bytes]]
+
+AGENT_NAME = "Local collector"
+CAPABILITIES = ("gzip-ingest",)
+
+
+def _detail(status: int, detail: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers or None)
+
+
+class Api:
+    """The JSON routes.  One instance per app; handlers are bound methods."""
+
+    def __init__(
+        self, storage: Storage, keys: KeyChecker, *, max_body: int, max_decompressed: int
+    ) -> None:
+        self.storage = storage
+        self.keys = keys
+        self.max_body = max_body
+        self.max_decompressed = max_decompressed
+
+    # -- plumbing --------------------------------------------------------------------
+
+    def endpoint(self, handler: Endpoint, *, forbidden_status: bool = False) -> Endpoint:
+        """Wrap *handler* with API-key auth and the error-to-response mapping.
+
+        Missing or wrong keys answer 401 with ``WWW-Authenticate: Api-Key``,
+        except on ingest, whose view has no challenge and answers 403 (§1.1).
+        """
+
+        async def wrapped(request: Request) -> Response:
+            key = key_from_headers(request)
+            if not self.keys.accepts(key):
+                detail = (
+                    "Authentication credentials were not provided."
+                    if key is None
+                    else "Invalid API key."
+                )
+                if forbidden_status:
+                    return _detail(403, detail)
+                return _detail(401, detail, **{"WWW-Authenticate": "Api-Key"})
+            try:
+                return await handler(request)
+            except RequestError as exc:
+                return _detail(exc.status, exc.detail)
+            except IngestValidationError as exc:
+                logger.info("ingest payload rejected: %s", exc)
+                return JSONResponse(exc.body, status_code=400)
+            except FieldValidationError as exc:
+                return JSONResponse(exc.body, status_code=400)
+            except NotFoundError as exc:
+                return _detail(404, exc.detail)
+
+        return wrapped
+
+    async def _body(self, request: Request) -> bytes:
+        return await read_body(
+            request, max_bytes=self.max_body, max_decompressed=self.max_decompressed
+        )
+
+    async def _json(self, request: Request) -> dict[str, Any]:
+        return parse_json_object(await self._body(request))
+
+    @staticmethod
+    def _idempotency_key(request: Request) -> str | None:
+        return request.headers.get("idempotency-key")
+
+    async def _write(
+        self, request: Request, write: Callable[..., dict[str, Any]], **kwargs: Any
+    ) -> Response:
+        body = await self._json(request)
+        result = await run_in_threadpool(
+            write, body, idempotency_key=self._idempotency_key(request), **kwargs
+        )
+        return JSONResponse(result, status_code=201)
+
+    # -- writes ----------------------------------------------------------------------
+
+    async def conversations_create(self, request: Request) -> Response:
+        return await self._write(request, self.storage.create_conversation)
+
+    async def track(self, request: Request) -> Response:
+        return await self._write(request, self.storage.create_message)
+
+    async def action_logs(self, request: Request) -> Response:
+        return await self._write(request, self.storage.create_action)
+
+    async def buttons(self, request: Request) -> Response:
+        return await self._write(request, self.storage.create_button)
+
+    async def conversation_feedbacks(self, request: Request) -> Response:
+        return await self._write(
+            request, self.storage.create_feedback, route="conversation-feedbacks"
+        )
+
+    async def feedbacks(self, request: Request) -> Response:
+        return await self._write(request, self.storage.create_feedback, route="feedbacks")
+
+    async def attachments(self, request: Request) -> Response:
+        content_type = request.headers.get("content-type", "")
+        if not content_type.lower().startswith("multipart/form-data"):
+            return await self._write(request, self.storage.create_attachments)
+        fields, files = await self._multipart(request)
+        result = await run_in_threadpool(
+            self.storage.create_attachments,
+            fields,
+            files,
+            idempotency_key=self._idempotency_key(request),
+        )
+        return JSONResponse(result, status_code=201)
+
+    async def _multipart(self, request: Request) -> tuple[dict[str, str], Files]:
+        body = await self._body(request)
+
+        async def stream() -> AsyncIterator[bytes]:
+            yield body
+
+        parser = MultiPartParser(request.headers, stream())  # type: ignore[arg-type]
+        try:
+            form = await parser.parse()
+        except MultiPartException as exc:
+            raise RequestError(400, f"Invalid multipart body: {exc.message}") from None
+        fields: dict[str, str] = {}
+        files: Files = []
+        try:
+            for name, value in form.multi_items():
+                if isinstance(value, UploadFile):
+                    data = await value.read()
+                    files.append((value.filename or name, value.content_type, data))
+                else:
+                    fields[name] = value
+        finally:
+            await form.close()
+        return fields, files
+
+    async def ingest(self, request: Request) -> Response:
+        payload = await self._json(request)
+        result = await run_in_threadpool(self.storage.ingest, payload)
+        return JSONResponse(result, status_code=201)
+
+    # -- reads -----------------------------------------------------------------------
+
+    async def me(self, request: Request) -> Response:
+        return JSONResponse(
+            {
+                "agent_id": DEFAULT_AGENT_ID,
+                "agent_name": AGENT_NAME,
+                "role": "write",
+                "environments": list(ENVIRONMENTS),
+                "capabilities": list(CAPABILITIES),
+            }
+        )
+
+    async def lookup(self, request: Request) -> Response:
+        conversation_id = request.query_params.get("conversation_id")
+        if not conversation_id:
+            raise FieldValidationError({"conversation_id": ["This query parameter is required."]})
+        pk = await run_in_threadpool(self.storage.lookup, conversation_id)
+        if pk is None:
+            raise NotFoundError("Not found.")
+        return JSONResponse({"id": pk, "conversation_id": conversation_id})
+
+    async def conversations_list(self, request: Request) -> Response:
+        params = request.query_params
+        page = _int_param(params.get("page"), "page", 1)
+        page_size = _int_param(params.get("page_size"), "page_size", 50)
+        result = await run_in_threadpool(
+            lambda: self.storage.list_conversations(
+                conversation_id=params.get("conversation_id"),
+                customer_id=params.get("customer_id"),
+                started_at_after=params.get("started_at_after"),
+                started_at_before=params.get("started_at_before"),
+                environment=params.get("environment"),
+                name=params.get("name"),
+                page=page,
+                page_size=page_size,
+            )
+        )
+        result["next"] = _page_url(request, result["next"])
+        result["previous"] = _page_url(request, result["previous"])
+        return JSONResponse(result)
+
+    async def conversation_detail(self, request: Request) -> Response:
+        pk = int(request.path_params["pk"])
+        conversation = await run_in_threadpool(self.storage.get_conversation, pk)
+        if conversation is None:
+            raise NotFoundError("Not found.")
+        for item in conversation["transcript"]:
+            if item["type"] == "attachment":
+                _add_download_urls(request, item)
+        return JSONResponse(conversation)
+
+    async def conversation_attachments(self, request: Request) -> Response:
+        pk = int(request.path_params["pk"])
+        groups = await run_in_threadpool(self.storage.list_attachments, pk)
+        if groups is None:
+            raise NotFoundError("Not found.")
+        for group in groups:
+            _add_download_urls(request, group)
+        return JSONResponse({"count": len(groups), "results": groups})
+
+    async def attachment_file(self, request: Request) -> Response:
+        found = await run_in_threadpool(self.storage.get_attachment, int(request.path_params["pk"]))
+        if found is None:
+            raise NotFoundError("Not found.")
+        return file_response(*found)
+
+
+def _int_param(value: str | None, name: str, default: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise FieldValidationError({name: ["A valid integer is required."]}) from None
+
+
+def _page_url(request: Request, page: int | None) -> str | None:
+    if page is None:
+        return None
+    if page == 1:
+        return str(request.url.remove_query_params("page"))
+    return str(request.url.include_query_params(page=page))
+
+
+def _add_download_urls(request: Request, group: dict[str, Any]) -> None:
+    for f in group["files"]:
+        f["download_url"] = (
+            str(request.url_for("attachment_file", pk=f["id"])) if f["downloadable"] else None
+        )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    detail = "Not found." if exc.status_code == 404 else str(exc.detail)
+    return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def healthz(request: Request) -> Response:
+    storage: Storage = request.app.state.storage
+    return JSONResponse({"status": "ok", "schema_version": storage.schema_version})
+
+
+def create_app(
+    storage_path: str | os.PathLike[str] | Storage,
+    api_keys: Sequence[str],
+    *,
+    dev: bool = False,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+) -> Starlette:
+    """Build the collector app.
+
+    *storage_path* is a SQLite file (opened now, migrated, closed at
+    shutdown) or an open :class:`Storage`, which the caller keeps owning.
+    Without *api_keys* the app refuses to build unless *dev* is set.
+    """
+    if not dev and not any(api_keys):
+        raise ValueError("the collector needs at least one API key (or dev=True)")
+    owned = not isinstance(storage_path, Storage)
+    storage = Storage(storage_path) if not isinstance(storage_path, Storage) else storage_path
+    keys = KeyChecker(api_keys, dev=dev)
+    api = Api(storage, keys, max_body=max_body_bytes, max_decompressed=max_decompressed_bytes)
+    pages = Pages(storage, keys)
+    ep = api.endpoint
+
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/api/me/", ep(api.me), methods=["GET"]),
+        Route("/api/ingest/", ep(api.ingest, forbidden_status=True), methods=["POST"]),
+        Route("/api/conversations/lookup/", ep(api.lookup), methods=["GET"]),
+        Route("/api/conversations/", ep(api.conversations_create), methods=["POST"]),
+        Route("/api/conversations/", ep(api.conversations_list), methods=["GET"]),
+        Route("/api/conversations/{pk:int}/", ep(api.conversation_detail), methods=["GET"]),
+        Route(
+            "/api/conversations/{pk:int}/attachments/",
+            ep(api.conversation_attachments),
+            methods=["GET"],
+        ),
+        Route(
+            "/api/attachment-files/{pk:int}/",
+            ep(api.attachment_file),
+            methods=["GET"],
+            name="attachment_file",
+        ),
+        Route("/api/track/", ep(api.track), methods=["POST"]),
+        Route("/api/action_logs/", ep(api.action_logs), methods=["POST"]),
+        Route("/api/buttons/", ep(api.buttons), methods=["POST"]),
+        Route("/api/attachments/", ep(api.attachments), methods=["POST"]),
+        Route("/api/conversation-feedbacks/", ep(api.conversation_feedbacks), methods=["POST"]),
+        Route("/api/feedbacks/", ep(api.feedbacks), methods=["POST"]),
+        *pages.routes(),
+    ]
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if owned:
+                storage.close()
+
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(DoubleSlashMiddleware)],
+        exception_handlers={HTTPException: _http_error},
+        lifespan=lifespan,
+    )
+    # APPEND_SLASH = False semantics: a missing slash is a 404, never a redirect.
+    app.router.redirect_slashes = False
+    app.state.storage = storage
+    return app

@@ -1,0 +1,57 @@
+"""Errors the storage layer raises and the HTTP app turns into responses.
+
+Standard library only: the ``sqlite:///`` exporter uses the storage in-process,
+without starlette installed.
+
+::
+
+    CollectorError
+     ├── FieldValidationError   -> 400, DRF-style ``{"field": ["msg"]}``
+     ├── IngestValidationError  -> 400, the per-block ingest body (protocol §3.5)
+     ├── NotFoundError          -> 404, ``{"detail": "..."}``
+     └── SchemaVersionError     -> the database was written by a newer collector
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CollectorError(Exception):
+    """Base class of everything the collector raises on purpose."""
+
+
+class FieldValidationError(CollectorError):
+    """A REST write was refused; ``errors`` maps field names to string messages.
+
+    Messages are always strings: the legacy client's error formatter crashes on
+    anything else in those lists.
+    """
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        self.errors = {str(k): [str(m) for m in v] for k, v in errors.items()}
+        super().__init__("; ".join(f"{k}: {', '.join(v)}" for k, v in self.errors.items()))
+
+    @property
+    def body(self) -> dict[str, list[str]]:
+        return self.errors
+
+
+class IngestValidationError(CollectorError):
+    """An ingest payload was refused as a whole; ``body`` is the 400 response body."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.body = body
+        super().__init__(str(body.get("detail", "invalid ingest payload")))
+
+
+class NotFoundError(CollectorError):
+    """A referenced row does not exist (or does not belong where it was put)."""
+
+    def __init__(self, detail: str = "Not found.") -> None:
+        self.detail = detail
+        super().__init__(detail)
+
+
+class SchemaVersionError(CollectorError):
+    """The database file has a schema newer than this code knows how to read."""

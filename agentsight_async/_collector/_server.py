@@ -1,0 +1,180 @@
+"""``LocalCollector``: the collector on a free loopback port, in a background thread.
+
+For tests, the demo and benchmarks.  uvicorn runs in its own thread with its
+own event loop; we bind the socket ourselves (port 0 picks a free port, known
+before the server starts) and hand it to ``Server.serve(sockets=...)``.
+uvicorn installs signal handlers only on the main thread, so a server in a
+worker thread leaves the host's signals alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+import uvicorn
+
+from ._app import create_app
+from ._http import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_DECOMPRESSED_BYTES
+from ._storage import Storage
+
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0
+
+
+def generate_api_key() -> str:
+    """A random key in the AgentSight format (``ags_`` + 32 hex + ``_`` + 6 hex)."""
+    return f"ags_{secrets.token_hex(16)}_{secrets.token_hex(3)}"
+
+
+class LocalCollector:
+    """Run the collector in-process.
+
+    ``db_path=None`` uses a fresh file in a temporary directory, removed by
+    :meth:`stop`.  Without ``api_keys`` (and without ``dev``) one key is
+    generated; it is :attr:`api_key`.  ``log_level`` is uvicorn's; its access
+    log is off unless ``access_log=True``.
+    """
+
+    def __init__(
+        self,
+        db_path: str | os.PathLike[str] | None = None,
+        *,
+        api_keys: Sequence[str] = (),
+        dev: bool = False,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+        log_level: str = "warning",
+        access_log: bool = False,
+    ) -> None:
+        self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
+        if db_path is None:
+            self._tmpdir = tempfile.TemporaryDirectory(prefix="agentsight-collector-")
+            db_path = Path(self._tmpdir.name) / "collector.db"
+        self.db_path = os.fspath(db_path)
+        self.api_keys = list(api_keys) or ([] if dev else [generate_api_key()])
+        self.dev = dev
+        self.host = host
+        self._port = port
+        self._limits = (max_body_bytes, max_decompressed_bytes)
+        self._log_level = log_level
+        self._access_log = access_log
+        self._storage: Storage | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+        self._error: BaseException | None = None
+
+    # -- properties ------------------------------------------------------------------
+
+    @property
+    def api_key(self) -> str:
+        """A key the collector accepts (the first configured, or a valid dev key)."""
+        return self.api_keys[0] if self.api_keys else generate_api_key()
+
+    @property
+    def port(self) -> int:
+        if self._socket is None:
+            raise RuntimeError("collector is not started")
+        return int(self._socket.getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        """Base URL, without a trailing slash, e.g. ``http://127.0.0.1:41234``."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def storage(self) -> Storage:
+        if self._storage is None:
+            raise RuntimeError("collector is not started")
+        return self._storage
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> LocalCollector:
+        if self._thread is not None:
+            raise RuntimeError("collector already started")
+        self._storage = Storage(self.db_path)
+        app = create_app(
+            self._storage,
+            self.api_keys,
+            dev=self.dev,
+            max_body_bytes=self._limits[0],
+            max_decompressed_bytes=self._limits[1],
+        )
+        config = uvicorn.Config(
+            app,
+            log_level=self._log_level,
+            access_log=self._access_log,
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+        )
+        self._server = uvicorn.Server(config)
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((self.host, self._port))
+        self._socket = sock
+        self._thread = threading.Thread(
+            target=self._run, name=f"agentsight-collector-{self.port}", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self._server.started:
+            if self._error is not None or not self._thread.is_alive():
+                self.stop()
+                raise RuntimeError("collector failed to start") from self._error
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"collector did not start within {START_TIMEOUT} s")
+            time.sleep(0.005)
+        return self
+
+    def _run(self) -> None:
+        assert self._server is not None
+        assert self._socket is not None
+        try:
+            asyncio.run(self._server.serve(sockets=[self._socket]))
+        except BaseException as exc:  # reported to start()/stop(), never lost
+            self._error = exc
+
+    def stop(self) -> None:
+        """Stop the server, close the storage and remove a temporary database."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(STOP_TIMEOUT)
+            if self._thread.is_alive():
+                raise TimeoutError(f"collector did not stop within {STOP_TIMEOUT} s")
+        self._thread = None
+        self._server = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+        if self._storage is not None:
+            self._storage.close()
+            self._storage = None
+        if self._tmpdir is not None:
+            self._tmpdir.cleanup()
+            self._tmpdir = None
+
+    def __enter__(self) -> LocalCollector:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

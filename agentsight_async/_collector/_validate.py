@@ -1,0 +1,557 @@
+"""Input validation for REST items and ingest payloads (standard library only).
+
+Validation turns a parsed JSON body into a small, normalised dict, or raises
+with a DRF-shaped error body: the published clients format ``{"detail": ...}``
+and ``{"field": ["msg", ...]}`` and nothing else.  Writing happens only after a
+whole request validated, so a refused request never leaves half a row behind.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from . import _timeutil
+from ._errors import FieldValidationError, IngestValidationError
+
+MAX_STR = 255
+MAX_COMMENT = 5000
+MAX_LISTED_BLOCKS = 20
+
+#: The environments every agent of this collector has (``GET /api/me/``).
+ENVIRONMENTS: tuple[dict[str, Any], ...] = (
+    {"id": 1, "slug": "production", "name": "Production", "is_production": True},
+    {"id": 2, "slug": "development", "name": "Development", "is_production": False},
+)
+ENVIRONMENT_SLUGS = frozenset(e["slug"] for e in ENVIRONMENTS)
+#: Where a conversation lands when no environment was ever sent.
+DEFAULT_ENVIRONMENT = "development"
+
+SENDERS = frozenset({"end_user", "agent", "system"})
+SENTIMENTS = frozenset({"positive", "neutral", "negative"})
+FEEDBACK_KINDS = frozenset({"conversation", "message", "agent"})
+
+#: Conversation fields a write may set (besides ``conversation_id``).
+CONVERSATION_FIELDS = (
+    "customer_id",
+    "customer_ip_address",
+    "device",
+    "source",
+    "language",
+    "name",
+    "environment",
+    "metadata",
+)
+INGEST_BLOCK_KEYS = frozenset({"conversation_id", "spans", *CONVERSATION_FIELDS})
+TOKEN_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens", "embedding_tokens")
+
+
+class Errors:
+    """Collects ``field -> [messages]`` while a body is checked."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, list[str]] = {}
+
+    def add(self, field: str, message: str) -> None:
+        self.fields.setdefault(field, []).append(message)
+
+    def raise_if_any(self) -> None:
+        if self.fields:
+            raise FieldValidationError(self.fields)
+
+
+# -- scalar checks -------------------------------------------------------------
+
+
+def opt_str(
+    data: Mapping[str, Any], key: str, errors: Errors, *, max_len: int = MAX_STR
+) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        errors.add(key, "Not a valid string.")
+        return None
+    if len(value) > max_len:
+        errors.add(key, f"Ensure this field has no more than {max_len} characters.")
+        return None
+    return value
+
+
+def req_str(
+    data: Mapping[str, Any], key: str, errors: Errors, *, max_len: int | None = MAX_STR
+) -> str:
+    value = data.get(key)
+    if value is None:
+        errors.add(key, "This field is required.")
+        return ""
+    if not isinstance(value, str):
+        errors.add(key, "Not a valid string.")
+        return ""
+    if not value.strip():
+        errors.add(key, "This field may not be blank.")
+        return ""
+    if max_len is not None and len(value) > max_len:
+        errors.add(key, f"Ensure this field has no more than {max_len} characters.")
+    return value
+
+
+def opt_object(data: Mapping[str, Any], key: str, errors: Errors) -> dict[str, Any] | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        errors.add(key, "Expected a JSON object.")
+        return None
+    return value
+
+
+def opt_number(data: Mapping[str, Any], key: str, errors: Errors) -> float | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        errors.add(key, "A valid number is required.")
+        return None
+    if value < 0:
+        errors.add(key, "Ensure this value is greater than or equal to 0.")
+        return None
+    return float(value)
+
+
+def check_ip(value: str | None, errors: Errors, key: str = "customer_ip_address") -> None:
+    if value is None:
+        return
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        errors.add(key, "Enter a valid IPv4 or IPv6 address.")
+
+
+def check_environment(value: Any, errors: Errors) -> None:
+    if value is None:
+        return
+    if value not in ENVIRONMENT_SLUGS:
+        known = ", ".join(sorted(ENVIRONMENT_SLUGS))
+        errors.add("environment", f"Unknown environment {str(value)[:64]!r}; known: {known}.")
+
+
+def timestamp(data: Mapping[str, Any], errors: Errors, key: str = "timestamp") -> tuple[str, int]:
+    """The item's timestamp as sent, and its sort key; server time when absent."""
+    value = data.get(key)
+    if value is None or value == "":
+        now = _timeutil.now_iso()
+        return now, _timeutil.iso_to_us(now)
+    if not isinstance(value, str):
+        errors.add(key, "Datetime has wrong format. Use ISO 8601.")
+        return "", 0
+    try:
+        return value, _timeutil.iso_to_us(value)
+    except ValueError:
+        errors.add(key, "Datetime has wrong format. Use ISO 8601.")
+        return "", 0
+
+
+def pk_ref(data: Mapping[str, Any], key: str, errors: Errors) -> int | None:
+    """A primary key sent as an int, a numeric string, ``"None"`` or null.
+
+    The legacy client sends the conversation pk as a string on message-linked
+    and multipart attachments, and the literal ``"None"`` when it has none.
+    """
+    value = data.get(key)
+    if value is None or value in ("", "None", "null"):
+        return None
+    if isinstance(value, bool):
+        errors.add(key, f"Incorrect type. Expected pk value, received {type(value).__name__}.")
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    errors.add(key, f"Incorrect type. Expected pk value, received {type(value).__name__}.")
+    return None
+
+
+def conversation_ref(data: Mapping[str, Any], errors: Errors) -> dict[str, Any]:
+    """``{"pk": int | None, "conversation_id": str | None}`` for an item.
+
+    ``conversation_id == "None"`` is the legacy agent-attachment bug (the
+    business id was lost on that code path), so it counts as absent.
+    """
+    pk = pk_ref(data, "conversation", errors)
+    conversation_id = opt_str(data, "conversation_id", errors)
+    if conversation_id is not None and (conversation_id == "None" or not conversation_id.strip()):
+        conversation_id = None
+    return {"pk": pk, "conversation_id": conversation_id}
+
+
+def require_conversation(ref: Mapping[str, Any], errors: Errors, *, via_message: bool) -> None:
+    if ref["pk"] is None and ref["conversation_id"] is None and not via_message:
+        errors.add("conversation", "Either 'conversation' (pk) or 'conversation_id' is required.")
+
+
+# -- REST bodies ------------------------------------------------------------------
+
+
+def conversation(data: Mapping[str, Any]) -> dict[str, Any]:
+    errors = Errors()
+    conversation_id = req_str(data, "conversation_id", errors)
+    fields: dict[str, Any] = {}
+    for key in CONVERSATION_FIELDS:
+        value = opt_object(data, key, errors) if key == "metadata" else opt_str(data, key, errors)
+        if value is not None:
+            fields[key] = value
+    check_ip(fields.get("customer_ip_address"), errors)
+    check_environment(fields.get("environment"), errors)
+    is_used = data.get("is_used")
+    if is_used is not None and not isinstance(is_used, bool):
+        errors.add("is_used", "Must be a valid boolean.")
+    ts, ts_us = timestamp(data, errors)
+    errors.raise_if_any()
+    return {
+        "conversation_id": conversation_id,
+        "fields": fields,
+        "is_used": bool(is_used),
+        "timestamp": ts,
+        "ts_us": ts_us,
+        # 0.1.4's upload upsert sends no timestamp: not activity of its own.
+        "timed": data.get("timestamp") not in (None, ""),
+    }
+
+
+def message(data: Mapping[str, Any]) -> dict[str, Any]:
+    errors = Errors()
+    content = req_str(data, "content", errors, max_len=None)
+    sender = data.get("sender")
+    if sender not in SENDERS:
+        errors.add("sender", f'"{str(sender)[:64]}" is not a valid choice.')
+    ref = conversation_ref(data, errors)
+    require_conversation(ref, errors, via_message=False)
+    metadata = opt_object(data, "metadata", errors)
+    ts, ts_us = timestamp(data, errors)
+    errors.raise_if_any()
+    return {
+        "ref": ref,
+        "sender": sender,
+        "content": content,
+        "metadata": metadata or {},
+        "timestamp": ts,
+        "ts_us": ts_us,
+    }
+
+
+def token_counts(action_name: str, metadata: Mapping[str, Any] | None) -> dict[str, int] | None:
+    """The counters of a synthetic legacy ``token_usage`` action, else None."""
+    if action_name != "token_usage" or not metadata:
+        return None
+    counts = {
+        k: int(v)
+        for k in TOKEN_KEYS
+        if isinstance(v := metadata.get(k), (int, float)) and not isinstance(v, bool)
+    }
+    return counts or None
+
+
+def action(data: Mapping[str, Any]) -> dict[str, Any]:
+    errors = Errors()
+    action_name = req_str(data, "action_name", errors)
+    ref = conversation_ref(data, errors)
+    require_conversation(ref, errors, via_message=False)
+    out: dict[str, Any] = {
+        "action_name": action_name,
+        "ref": ref,
+        # Passed through unvalidated, as the legacy client does.
+        "started_at": opt_str(data, "started_at", errors, max_len=64),
+        "ended_at": opt_str(data, "ended_at", errors, max_len=64),
+        "duration_ms": opt_number(data, "duration_ms", errors),
+        "tools_used": data.get("tools_used"),
+        "response": opt_str(data, "response", errors, max_len=1_000_000),
+        "error_msg": opt_str(data, "error_msg", errors, max_len=1_000_000),
+        "metadata": opt_object(data, "metadata", errors) or {},
+    }
+    out["timestamp"], out["ts_us"] = timestamp(data, errors)
+    errors.raise_if_any()
+    out["status"] = "error" if out["error_msg"] else "ok"
+    out["tokens"] = token_counts(action_name, out["metadata"])
+    return out
+
+
+def button(data: Mapping[str, Any]) -> dict[str, Any]:
+    errors = Errors()
+    out: dict[str, Any] = {
+        "button_event": req_str(data, "button_event", errors),
+        "label": req_str(data, "label", errors),
+        "value": req_str(data, "value", errors),
+        "ref": conversation_ref(data, errors),
+        "metadata": opt_object(data, "metadata", errors) or {},
+    }
+    require_conversation(out["ref"], errors, via_message=False)
+    out["timestamp"], out["ts_us"] = timestamp(data, errors)
+    errors.raise_if_any()
+    return out
+
+
+def _sender(data: Mapping[str, Any], errors: Errors) -> str:
+    sender = data.get("sender") or "end_user"
+    if sender not in SENDERS:
+        errors.add("sender", f'"{str(sender)[:64]}" is not a valid choice.')
+    return str(sender)
+
+
+def _json_files(value: Any, errors: Errors) -> list[tuple[str, str | None, bytes]]:
+    if not isinstance(value, list) or not value:
+        errors.add("attachments", "A non-empty list of attachments is required.")
+        return []
+    files: list[tuple[str, str | None, bytes]] = []
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            errors.add("attachments", f"Item {i}: expected an object.")
+            continue
+        name, mime, data = item.get("filename"), item.get("mime_type"), item.get("data")
+        if not isinstance(name, str) or not name.strip() or len(name) > MAX_STR:
+            errors.add("attachments", f"Item {i}: 'filename' must be a non-blank string.")
+            continue
+        if mime is not None and not isinstance(mime, str):
+            errors.add("attachments", f"Item {i}: 'mime_type' must be a string.")
+            continue
+        if not isinstance(data, str):
+            errors.add("attachments", f"Item {i}: 'data' must be a base64 string.")
+            continue
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            errors.add("attachments", f"Item {i}: 'data' is not valid base64.")
+            continue
+        files.append((name, mime, raw))
+    return files
+
+
+def attachments_json(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Variants A and B (and the 0.1.4 upload): base64 files in a JSON body."""
+    errors = Errors()
+    out: dict[str, Any] = {
+        "files": _json_files(data.get("attachments"), errors),
+        "ref": conversation_ref(data, errors),
+        "message": pk_ref(data, "message", errors),
+        "sender": _sender(data, errors),
+        "mode": opt_str(data, "mode", errors) or "base64",
+        "metadata": opt_object(data, "metadata", errors) or {},
+    }
+    require_conversation(out["ref"], errors, via_message=out["message"] is not None)
+    out["timestamp"], out["ts_us"] = timestamp(data, errors)
+    errors.raise_if_any()
+    return out
+
+
+def attachments_form(
+    fields: Mapping[str, str], files: list[tuple[str, str | None, bytes]]
+) -> dict[str, Any]:
+    """Variants C and D: multipart text parts plus file parts.
+
+    The legacy standalone variant carries no ``conversation_id`` part, and
+    leaves out ``conversation`` when it has no pk; such an upload belongs to
+    nothing, so it is refused with a field error instead of being orphaned.
+    """
+    errors = Errors()
+    metadata: dict[str, Any] = {}
+    raw_meta = fields.get("metadata")
+    if raw_meta:
+        try:
+            parsed = json.loads(raw_meta)
+        except ValueError:
+            errors.add("metadata", "Value must be valid JSON.")
+        else:
+            if isinstance(parsed, dict):
+                metadata = parsed
+            else:
+                errors.add("metadata", "Expected a JSON object.")
+    if not files:
+        errors.add("attachments", "At least one file part is required.")
+    out: dict[str, Any] = {
+        "files": files,
+        "ref": conversation_ref(fields, errors),
+        "message": pk_ref(fields, "message", errors),
+        "sender": _sender(fields, errors),
+        "mode": opt_str(fields, "mode", errors) or "form_data",
+        "metadata": metadata,
+    }
+    require_conversation(out["ref"], errors, via_message=out["message"] is not None)
+    out["timestamp"], out["ts_us"] = timestamp(fields, errors)
+    errors.raise_if_any()
+    return out
+
+
+def feedback(data: Mapping[str, Any], *, route: str) -> dict[str, Any]:
+    """``/api/conversation-feedbacks/`` (legacy) and ``/api/feedbacks/`` (kinds)."""
+    errors = Errors()
+    kind = data.get("kind", "conversation") if route == "feedbacks" else "conversation"
+    if kind not in FEEDBACK_KINDS:
+        errors.add("kind", f'"{str(kind)[:64]}" is not a valid choice.')
+    sentiment = data.get("sentiment")
+    if sentiment not in SENTIMENTS:
+        errors.add("sentiment", f'"{str(sentiment)[:64]}" is not a valid choice.')
+    ref = conversation_ref(data, errors)
+    message_pk = pk_ref(data, "message", errors)
+    if kind == "conversation":
+        require_conversation(ref, errors, via_message=False)
+    if kind == "message" and message_pk is None:
+        errors.add("message", "This field is required.")
+    out: dict[str, Any] = {
+        "kind": kind,
+        "sentiment": sentiment,
+        "ref": ref,
+        "message": message_pk,
+        "comment": opt_str(data, "comment", errors, max_len=MAX_COMMENT),
+        # The legacy route documents that metadata is discarded; we keep it.
+        "metadata": opt_object(data, "metadata", errors),
+        "extra": {k: data[k] for k in ("topic", "reason", "agent", "environment") if k in data},
+    }
+    errors.raise_if_any()
+    return out
+
+
+# -- ingest ------------------------------------------------------------------------
+
+
+def ingest(payload: Any) -> list[dict[str, Any]]:
+    """Validate a whole ``POST /api/ingest/`` payload before anything is written.
+
+    Returns one normalised block per conversation, or raises
+    :class:`IngestValidationError` with the §3.5 body: at most
+    ``MAX_LISTED_BLOCKS`` failing blocks, ``truncated`` when more failed.
+    """
+    if not isinstance(payload, dict):
+        raise IngestValidationError({"detail": "Expected a JSON object with 'conversations'."})
+    blocks = payload.get("conversations")
+    if not isinstance(blocks, list):
+        raise IngestValidationError({"detail": "'conversations' must be a list."})
+    sdk = payload.get("sdk")
+    if sdk is not None and not isinstance(sdk, dict):
+        raise IngestValidationError({"detail": "'sdk' must be an object."})
+    normalised: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    for index, block in enumerate(blocks):
+        errors = Errors()
+        result = _ingest_block(block, errors)
+        if errors.fields:
+            raw_id = block.get("conversation_id") if isinstance(block, dict) else None
+            failed.append({"index": index, "conversation_id": raw_id, "errors": errors.fields})
+        elif result is not None:
+            normalised.append(result)
+    if failed:
+        total = len(failed)
+        raise IngestValidationError(
+            {
+                "detail": f"Ingest rejected: {total} of {len(blocks)} conversation "
+                "block(s) are invalid; nothing was stored.",
+                "conversations": failed[:MAX_LISTED_BLOCKS],
+                "truncated": total > MAX_LISTED_BLOCKS,
+            }
+        )
+    return normalised
+
+
+def _ingest_block(block: Any, errors: Errors) -> dict[str, Any] | None:
+    if not isinstance(block, dict):
+        errors.add("non_field_errors", "Expected a conversation object.")
+        return None
+    for key in block:
+        if key not in INGEST_BLOCK_KEYS:
+            errors.add(str(key), "Unknown field.")
+    conversation_id = req_str(block, "conversation_id", errors)
+    fields: dict[str, Any] = {}
+    for key in CONVERSATION_FIELDS:
+        if key not in block:
+            continue
+        value = opt_object(block, key, errors) if key == "metadata" else opt_str(block, key, errors)
+        if value is not None:
+            fields[key] = value
+    check_ip(fields.get("customer_ip_address"), errors)
+    check_environment(block.get("environment"), errors)
+    raw_spans = block.get("spans")
+    spans: list[dict[str, Any]] = []
+    if not isinstance(raw_spans, list):
+        errors.add("spans", "Expected a list of spans.")
+    else:
+        for i, raw in enumerate(raw_spans):
+            span = _span(raw, i, errors)
+            if span is not None:
+                spans.append(span)
+    return {"conversation_id": conversation_id, "fields": fields, "spans": spans}
+
+
+def _span(raw: Any, index: int, errors: Errors) -> dict[str, Any] | None:
+    where = f"span {index}"
+    if not isinstance(raw, dict):
+        errors.add("spans", f"{where}: expected an object.")
+        return None
+    span_id = raw.get("span_id")
+    if not isinstance(span_id, str) or not span_id or len(span_id) > 64:
+        errors.add("spans", f"{where}: 'span_id' must be a non-empty string.")
+        return None
+    attributes = raw.get("attributes") or {}
+    events = raw.get("events") or []
+    if not isinstance(attributes, dict) or not isinstance(events, list):
+        errors.add("spans", f"{where}: 'attributes' must be an object and 'events' a list.")
+        return None
+    started = _span_time(raw.get("started_at"), where, "started_at", errors, required=True)
+    ended = _span_time(raw.get("ended_at"), where, "ended_at", errors, required=False)
+    if started is None:
+        return None
+    kind = raw.get("kind") or attributes.get("agentsight.span.kind") or "unknown"
+    parsed_events = []
+    for j, event in enumerate(events):
+        if not isinstance(event, dict) or not isinstance(event.get("attributes") or {}, dict):
+            errors.add("spans", f"{where}: event {j} must be an object with attributes.")
+            return None
+        ev_time = _span_time(
+            event.get("timestamp"), where, f"event {j} timestamp", errors, required=False
+        )
+        ts = ev_time or started
+        parsed_events.append(
+            {
+                "name": event.get("name"),
+                "timestamp": ts[0],
+                "ts_us": ts[1],
+                "attributes": event.get("attributes") or {},
+            }
+        )
+    return {
+        "span_id": span_id,
+        "trace_id": raw.get("trace_id") if isinstance(raw.get("trace_id"), str) else None,
+        "parent_span_id": raw.get("parent_span_id")
+        if isinstance(raw.get("parent_span_id"), str)
+        else None,
+        "kind": str(kind)[:64],
+        "name": raw.get("name") if isinstance(raw.get("name"), str) else None,
+        "started_at": started[0],
+        "started_us": started[1],
+        "ended_at": ended[0] if ended else None,
+        "duration_ms": raw.get("duration_ms")
+        if isinstance(raw.get("duration_ms"), (int, float))
+        else None,
+        "status": raw.get("status") if isinstance(raw.get("status"), str) else None,
+        "attributes": attributes,
+        "events": parsed_events,
+        "raw": raw,
+    }
+
+
+def _span_time(
+    value: Any, where: str, what: str, errors: Errors, *, required: bool
+) -> tuple[str, int] | None:
+    if value is None:
+        if required:
+            errors.add("spans", f"{where}: '{what}' is required.")
+        return None
+    if isinstance(value, str):
+        try:
+            return value, _timeutil.iso_to_us(value)
+        except ValueError:
+            pass
+    errors.add("spans", f"{where}: '{what}' is not an ISO 8601 timestamp.")
+    return None
