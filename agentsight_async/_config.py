@@ -106,7 +106,10 @@ class Settings(BaseSettings):
         default=0.0, ge=0, le=600, description="How long `await track_*` may wait for room."
     )
     retry_budget: float = Field(
-        default=60.0, ge=0, le=86_400, description="Seconds a batch may spend retrying."
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="Seconds from a batch's first attempt after which no new attempt starts.",
     )
     retry_after_cap: float = Field(default=30.0, ge=0, le=3600)
     shutdown_timeout: float = Field(default=5.0, ge=0, le=3600)

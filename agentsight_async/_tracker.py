@@ -594,6 +594,8 @@ class AsyncConversationTracker:
 
     def _report(self, cid: str) -> dict[str, Any]:
         results = self._queues.take_results(cid)
+        if not results and self._disabled:
+            return reports.send_report([])  # disabled: every call stays safe, nothing sent
         if not results:
             raise NoDataToSendException(f"No tracked data found for conversation: {cid}")
         results.sort(key=lambda r: r.event.seq)

@@ -18,6 +18,10 @@ from typing import Any
 
 from ._exporters._memory import clear, store
 
+#: A well-formed API key that is no real credential (``ags_`` + 32 hex + ``_`` + 6 hex),
+#: for tests that need a key to pass validation, e.g. against the local collector.
+DUMMY_API_KEY = "ags_" + "0123456789abcdef" * 2 + "_abc123"
+
 
 def recorded(url: str = "memory://", conversation_id: str | None = None) -> list[dict[str, Any]]:
     """Copies of the records delivered to a ``memory://`` endpoint, in delivery order.
@@ -36,4 +40,4 @@ def clear_recorded(url: str | None = None) -> None:
     clear(url)
 
 
-__all__ = ["clear_recorded", "recorded"]
+__all__ = ["DUMMY_API_KEY", "clear_recorded", "recorded"]

@@ -10,9 +10,6 @@ import pytest
 from agentsight_async import conversation_tracker
 from agentsight_async.testing import clear_recorded
 
-#: A well-formed dummy key; never a real credential.
-TEST_KEY = "ags_" + "0123456789abcdef" * 2 + "_abc123"
-
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
