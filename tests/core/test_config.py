@@ -41,7 +41,8 @@ def test_environment_and_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     )
     monkeypatch.setenv("AGENTSIGHT_BATCH_SIZE", "9")  # the environment wins over .env
     s = load_settings()
-    assert s.api_key is not None and s.api_key.get_secret_value() == TEST_KEY
+    assert s.api_key is not None
+    assert s.api_key.get_secret_value() == TEST_KEY
     assert s.protocol == "rest"
     assert s.batch_size == 9
     assert load_settings(batch_size=3).batch_size == 3  # arguments win over both

@@ -162,7 +162,7 @@ class EchoAgent:
 def run(snippet: str, namespace: dict[str, Any] | None = None) -> dict[str, Any]:
     ns: dict[str, Any] = {"conversation_tracker": conversation_tracker}
     ns.update(namespace or {})
-    exec(compile(textwrap.dedent(snippet), "<seed snippet>", "exec"), ns)  # noqa: S102
+    exec(compile(textwrap.dedent(snippet), "<seed snippet>", "exec"), ns)
     return ns
 
 
