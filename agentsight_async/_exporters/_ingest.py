@@ -92,6 +92,10 @@ _MICRO: Final = timedelta(microseconds=1)
 # --- pure mapping -------------------------------------------------------------------
 
 
+#: How far after its message a message's attachments are stamped (1 µs).
+LINKED_OFFSET_NS = 1000
+
+
 def trace_id_for(ts_ns: int, sid: str) -> str:
     """32 hex: tracking time then span id; stable and unique per top-level span."""
     return f"{ts_ns & _MASK64:016x}{sid}"
@@ -150,8 +154,10 @@ def action_window(data: dict[str, Any], ts_ns: int) -> tuple[int, int]:
     """Start and end of an action span, from what the user gave (§4 ``track_action``).
 
     Both times given: used as is.  One time and ``duration_ms``: the other is
-    derived.  Only ``duration_ms``: the action ends at the tracking time.
-    Nothing: a zero-length span at the tracking time.  Never negative.
+    derived.  Only ``duration_ms``: the action starts at the tracking time, so
+    it keeps its place among the conversation's items (the original SDK also
+    stamped actions with their tracking time).  Nothing: a zero-length span at
+    the tracking time.  Never negative.
     """
     start = ns_from_iso(data.get("started_at"))
     end = ns_from_iso(data.get("ended_at"))
@@ -166,11 +172,18 @@ def action_window(data: dict[str, Any], ts_ns: int) -> tuple[int, int]:
     elif end is not None and start is None:
         start = end - dur_ns if dur_ns is not None else end
     elif start is None and end is None:
-        end = ts_ns
-        start = ts_ns - dur_ns if dur_ns is not None else ts_ns
+        start = ts_ns
+        end = ts_ns + dur_ns if dur_ns is not None else ts_ns
     if start is None or end is None:  # pragma: no cover - every branch above sets both
         raise AssertionError("unreachable")
     return start, max(start, end)
+
+
+def attachment_timestamp(ev: Event) -> str:
+    """When files are stamped: a message's own files just after the message."""
+    if ev.kind == ev_mod.ATTACHMENTS:
+        return ev.timestamp
+    return iso_from_ns(ev.ts_ns + LINKED_OFFSET_NS)
 
 
 def _clip(value: Any) -> Any:
@@ -288,8 +301,10 @@ class SpanBuilder:
             ]
             if data.get("attachments") and uploaded:
                 asid = derived_span_id(sid, "attachments")
+                # one microsecond after its message, so transcripts list it second
+                ats = ts + LINKED_OFFSET_NS
                 spans.append(
-                    self._attachment_span(asid, trace_id_for(ts, asid), ts, data, sender, True)
+                    self._attachment_span(asid, trace_id_for(ats, asid), ats, data, sender, True)
                 )
             return spans
         if kind == ev_mod.ATTACHMENTS:
@@ -754,7 +769,7 @@ class IngestExporter(Exporter):
         upload = {
             "conversation": str(pk),
             "conversation_id": cid,
-            "timestamp": ev.timestamp,
+            "timestamp": attachment_timestamp(ev),
             "mode": "base64",
             "sender": sender,
             "metadata": data.get("metadata") or {},

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 
 import httpx
 import pytest
 
 from agentsight_async._config import Settings
-from agentsight_async._exceptions import ConfigurationError
 from agentsight_async._exporters import _http, create_exporter
 from agentsight_async._exporters._ingest import IngestExporter
 from agentsight_async._exporters._memory import MemoryExporter
@@ -137,12 +135,11 @@ def test_create_exporter_by_scheme(make_settings, stats) -> None:
     assert isinstance(create_exporter(make_settings(protocol="rest"), stats), RestExporter)
 
 
-def test_create_exporter_sqlite_missing_is_clear(make_settings, stats) -> None:
+def test_create_exporter_sqlite(make_settings, stats) -> None:
+    from agentsight_async._exporters._sqlite import SqliteExporter
+
     settings = make_settings(api_endpoint="sqlite:///x.db")
-    if importlib.util.find_spec("agentsight_async._exporters._sqlite") is not None:
-        pytest.skip("the sqlite exporter exists now")
-    with pytest.raises(ConfigurationError, match="sqlite"):
-        create_exporter(settings, stats)
+    assert isinstance(create_exporter(settings, stats), SqliteExporter)
 
 
 def test_settings_type(make_settings) -> None:
