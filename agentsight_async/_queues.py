@@ -110,6 +110,11 @@ class Queues:
     def get(self, conversation_id: str) -> Conversation | None:
         return self.convs.get(conversation_id)
 
+    @property
+    def backlog(self) -> int:
+        """Events tracked and not yet resolved, including the undrained inbox."""
+        return self.stats.queued_events + len(self.inbox)
+
     def full(self) -> bool:
         stats = self.stats
         return (

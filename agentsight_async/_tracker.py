@@ -21,6 +21,7 @@ import contextlib
 import logging
 import os
 import secrets
+import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable
@@ -271,7 +272,7 @@ class AsyncConversationTracker:
         self._loop = loop
         self._flusher = Flusher(self, exporter, loop)
         self._flusher.start()
-        if self.stats_counters.queued_events:
+        if self._queues.backlog:
             self._flusher.wake()
 
     async def _on_loop(self, coro_fn: Callable[[], Any]) -> Any:
@@ -664,7 +665,7 @@ class AsyncConversationTracker:
         if self._closed:
             return
         limit = self.settings.shutdown_timeout if timeout is None else timeout
-        if self.stats_counters.queued_events and self._flusher is None:
+        if self._queues.backlog and self._flusher is None:
             self._bind_running_loop()
         flusher = self._flusher
         self._closed = True
@@ -701,7 +702,7 @@ class AsyncConversationTracker:
     # --- exit and fork --------------------------------------------------------------------
     def _exit_flush(self) -> None:
         """At interpreter exit: deliver what is queued within ``shutdown_timeout``."""
-        if self._closed or not self.stats_counters.queued_events:
+        if self._closed or not self._queues.backlog:
             return
         loop = self._loop
         timeout = self.settings.shutdown_timeout
@@ -760,7 +761,28 @@ def _reset_all_in_child() -> None:
         tracker._after_fork_in_child()
 
 
-atexit.register(_flush_all_at_exit)
+def _register_exit_hook() -> None:
+    """Flush at exit *before* the thread pools shut down.
+
+    ``atexit`` runs after ``concurrent.futures`` has stopped accepting work, so a
+    flush there could neither resolve a host name (asyncio uses the default
+    executor) nor write SQLite off-loop.  ``threading``'s own exit hooks run
+    earlier, in reverse order of registration: importing the thread pool module
+    first puts our hook ahead of its shutdown.  ``atexit`` is the fallback.
+    """
+    import concurrent.futures.thread  # noqa: F401 - registers its hook before ours
+
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        try:
+            register(_flush_all_at_exit)
+            return
+        except RuntimeError:  # the interpreter is already shutting down
+            pass
+    atexit.register(_flush_all_at_exit)
+
+
+_register_exit_hook()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_all_in_child)
 
