@@ -68,9 +68,21 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def compat(session: nox.Session) -> None:
-    """Published clients (0.0.44 and 0.1.4) against our collector, each in its own venv."""
+    """Published clients (0.0.44 and 0.1.4) against our collector, each in its own venv.
+
+    The client virtualenvs are built from PyPI on first use and cached under
+    ``.nox/compat-clients`` (or ``$AGENTSIGHT_COMPAT_VENVS``); see docs/compatibility.md.
+    """
     session.install("-e", ".[collector]", *TEST_DEPS)
-    session.run("python", "-m", "benchmarks.compat", *session.posargs)
+    session.run(
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "tests/compat",
+        *session.posargs,
+        env={"AGENTSIGHT_COMPAT": "1"},
+    )
 
 
 @nox.session(python=PYTHON)
