@@ -7,7 +7,7 @@ every exporter - and any future redaction hook - sees the same thing.
 
 Ids are cheap on purpose: a ``uuid4()`` costs ~4 µs, more than the whole
 tracking call may.  Each event takes the next value of a per-process counter
-that starts at a random 24-bit salt shifted above 40 bits of sequence, so it is
+that starts at a random 23-bit salt shifted above 40 bits of sequence, so it is
 unique within the process (and, with the salt, across processes with
 overwhelming probability), increases in tracking order, and costs one
 ``next()``.  The wire ids derive from it deterministically, so a retried
@@ -61,7 +61,9 @@ _SEQ_BITS: Final = 40
 
 
 def _new_counter() -> itertools.count[int]:
-    return itertools.count(secrets.randbits(24) << _SEQ_BITS)
+    # 23 salt bits keep every id below 2**63: it fits a signed 64-bit integer
+    # (SQLite, the spool) while still giving 16 hex digits on the wire.
+    return itertools.count(secrets.randbits(23) << _SEQ_BITS)
 
 
 _counter = _new_counter()

@@ -18,13 +18,16 @@ import math
 import time
 from typing import TYPE_CHECKING
 
-from ._exporters._base import Batch, Exporter, Outcome
+from ._exporters._base import Batch, ConversationBatch, Exporter, Outcome
 from ._stats import call_on_error
 
 if TYPE_CHECKING:
     from ._tracker import AsyncConversationTracker
 
 logger = logging.getLogger("agentsight_async")
+
+#: With a spool, queued events are committed to disk at least this often (seconds).
+SPOOL_INTERVAL = 0.1
 
 
 class Flusher:
@@ -49,6 +52,10 @@ class Flusher:
         self._hard_stop = False
         self._closed = False
         self._runner: asyncio.Task[None] | None = None
+        self.spool = core._spool
+        self._spool_lock = asyncio.Lock()
+        #: Set once the flusher runs (after replaying the spool, if there is one).
+        self.started = asyncio.Event()
 
     # --- lifecycle -------------------------------------------------------------
     def start(self) -> None:
@@ -70,16 +77,47 @@ class Flusher:
     async def _run(self) -> None:
         interval = self.settings.flush_interval
         try:
+            if self.spool is not None:
+                try:
+                    await self._open_spool()
+                except Exception:  # the spool reports its own failures; keep delivering
+                    logger.exception("agentsight_async: opening the spool failed")
+                interval = min(interval, SPOOL_INTERVAL)
+            self.started.set()
             while True:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=interval)
                 self._wake.clear()
-                self._dispatch()
+                try:
+                    await self._commit_spool()
+                    self._dispatch()
+                except Exception as exc:  # a bug here must not stop deliveries for good
+                    logger.exception("agentsight_async flusher step failed")
+                    self.core.stats_counters.record_error(f"{type(exc).__name__}: {exc}")
         except asyncio.CancelledError:
             # The loop is going away (asyncio.run() ended) or stop() was called:
             # put unfinished batches back; the next flusher sends them again.
             await self._cancel_in_flight(requeue=not self._hard_stop)
             raise
+
+    async def _open_spool(self) -> None:
+        spool = self.spool
+        assert spool is not None
+        if not spool.available and spool.path is None:
+            replay = await spool.open()
+            if replay:
+                self.core._queues.admit_replayed(replay)
+        if not spool.available:  # reported by the spool; go on without durability
+            self.core._queues.spooling = False
+            self.core._queues.take_unspooled()
+
+    async def _commit_spool(self) -> None:
+        """Group-commit every event queued since the last commit (before any upload)."""
+        if self.spool is None:
+            return
+        async with self._spool_lock:
+            items = self.core._queues.take_unspooled()
+            await self.spool.write(items)
 
     def _dispatch(self) -> None:
         """Start as many batches as the concurrency budget and the queues allow."""
@@ -100,16 +138,18 @@ class Flusher:
             task.add_done_callback(self._tasks.discard)
 
     async def _export(self, batch: Batch) -> None:
-        deadline = min(time.monotonic() + self.settings.retry_budget, self._shutdown_deadline)
+        budget_deadline = time.monotonic() + self.settings.retry_budget
+        deadline = min(budget_deadline, self._shutdown_deadline)
         self.core.stats_counters.in_flight += batch.event_count
         self.core.stats_counters.batches += 1
         outcomes: list[list[Outcome]] | None = None
         try:
+            await self._commit_spool()  # durable before it leaves the process
             outcomes = await self.exporter.export(batch, deadline)
             if [len(o) for o in outcomes] != [len(c.events) for c in batch.conversations]:
                 raise RuntimeError(f"{self.exporter.name} exporter returned mismatched outcomes")
         except asyncio.CancelledError:
-            if self._hard_stop:
+            if self._hard_stop and self.spool is None:
                 gone = Outcome(False, None, "shut down before delivery", "shutdown")
                 outcomes = _all(batch, gone)
             else:
@@ -123,7 +163,14 @@ class Flusher:
         finally:
             self.core.stats_counters.in_flight -= batch.event_count
             if outcomes is not None:
+                if self.spool is not None and self._shutdown_deadline < budget_deadline:
+                    # Cut short by shutdown, not by its budget: with a spool, what
+                    # was not delivered waits on disk for the next start.
+                    batch, outcomes = self._keep_cut_short(batch, outcomes)
                 self.core._queues.complete(batch, outcomes)
+                if self.spool is not None:
+                    seqs = [ev.seq for c in batch.conversations for ev in c.events]
+                    await asyncio.shield(self.spool.delete(seqs))
                 async with self._changed:
                     self._changed.notify_all()
         # Leave the in-flight set before dispatching, so this slot can be reused now
@@ -132,6 +179,27 @@ class Flusher:
         if task is not None:
             self._tasks.discard(task)
         self._dispatch()
+
+    def _keep_cut_short(
+        self, batch: Batch, outcomes: list[list[Outcome]]
+    ) -> tuple[Batch, list[list[Outcome]]]:
+        """Split off the events a shutdown deadline cut short; put them back in the queue."""
+        done: list[ConversationBatch] = []
+        done_outcomes: list[list[Outcome]] = []
+        kept: list[ConversationBatch] = []
+        for part, results in zip(batch.conversations, outcomes, strict=True):
+            cut = next(
+                (i for i, o in enumerate(results) if o.drop_reason == "retries_exhausted"),
+                len(results),
+            )
+            if cut:
+                done.append(ConversationBatch(part.conversation_id, part.events[:cut], part.fields))
+                done_outcomes.append(results[:cut])
+            if cut < len(results):
+                kept.append(ConversationBatch(part.conversation_id, part.events[cut:], part.fields))
+        if kept:
+            self.core._queues.requeue(Batch(kept))
+        return Batch(done), done_outcomes
 
     async def _cancel_in_flight(self, *, requeue: bool) -> None:
         tasks = list(self._tasks)
@@ -175,7 +243,18 @@ class Flusher:
             self._runner.cancel()
             await asyncio.gather(self._runner, return_exceptions=True)
         await self._cancel_in_flight(requeue=False)
-        self.core._queues.drop_pending("shutdown")
+        if self.spool is not None and self.spool.available:
+            await self._commit_spool()
+            kept = self.core._queues.forget_pending()
+            if kept:
+                logger.warning(
+                    "agentsight_async: %d undelivered event(s) kept in the spool %s "
+                    "for the next start",
+                    kept,
+                    self.spool.directory,
+                )
+        else:
+            self.core._queues.drop_pending("shutdown")
         try:
             await self.exporter.aclose()
         except Exception:

@@ -106,6 +106,9 @@ class Queues:
         self.result_count = 0
         self.wake_sent = False
         self.inbox: deque[Event] = deque()
+        #: With a durable spool: events (and conversation fields) not yet committed to it.
+        self.spooling = False
+        self.unspooled: list[tuple[Event, dict[str, Any] | None]] = []
 
     def get(self, conversation_id: str) -> Conversation | None:
         return self.convs.get(conversation_id)
@@ -185,6 +188,8 @@ class Queues:
             conv.fields.update({k: val for k, val in fields.items() if val is not None})
         conv.pending.append(ev)
         conv.enqueued += 1
+        if self.spooling:
+            self.unspooled.append((ev, fields))
         stats.tracked += 1
         stats.queued_events += 1
         stats.queued_bytes += ev.size
@@ -196,6 +201,43 @@ class Queues:
             conv = self.convs.get(conversation_id) or self._new(conversation_id)
             for key, n in counts.items():
                 conv.tokens[key] = conv.tokens.get(key, 0) + n
+
+    def take_unspooled(self) -> list[tuple[Event, dict[str, Any] | None]]:
+        with self.locked():
+            items, self.unspooled = self.unspooled, []
+        return items
+
+    def admit_replayed(self, items: list[tuple[Event, dict[str, Any] | None]]) -> int:
+        """Queue events replayed from a spool (already durable); returns how many fit."""
+        stats = self.stats
+        admitted = 0
+        with self.lock:
+            spooling, self.spooling = self.spooling, False
+            try:
+                for ev, fields in items:
+                    if stats.queued_bytes + ev.size > self.max_bytes:
+                        stats.drop("queue_full")
+                        continue
+                    self._enqueue(ev, fields)
+                    admitted += 1
+            finally:
+                self.spooling = spooling
+        return admitted
+
+    def forget_pending(self) -> int:
+        """Let go of queued events without dropping them: the spool keeps them."""
+        stats = self.stats
+        with self.locked():
+            n = 0
+            for conv in self.convs.values():
+                for ev in conv.pending:
+                    stats.queued_events -= 1
+                    stats.queued_bytes -= ev.size
+                    n += 1
+                conv.resolved += len(conv.pending)
+                conv.pending.clear()
+            self.ready.clear()
+        return n
 
     def _new(self, conversation_id: str) -> Conversation:
         conv = Conversation(conversation_id)

@@ -54,6 +54,7 @@ from ._exceptions import (
 from ._exporters._base import Exporter
 from ._flusher import Flusher
 from ._queues import SMALL_EVENT, Queues
+from ._spool import Spool
 from ._stats import ErrorCallback, Stats
 
 logger = logging.getLogger("agentsight_async")
@@ -129,6 +130,7 @@ class AsyncConversationTracker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._owned_loop = False  # True when the sync facade runs our loop
         self._closed = False
+        self._spool: Spool | None = None
         self._apply_settings(settings)
         _live_trackers.add(self)
 
@@ -147,13 +149,16 @@ class AsyncConversationTracker:
             logger.setLevel(settings.log_level)
 
     def _new_queues(self, settings: Settings) -> Queues:
-        return Queues(
+        queues = Queues(
             self.stats_counters,
             batch_size=settings.batch_size,
             batch_bytes=settings.batch_bytes,
             max_events=settings.max_queue_events,
             max_bytes=settings.max_queue_bytes,
         )
+        # Every event is spooled from the first one on (the file opens with the flusher).
+        queues.spooling = bool(settings.spool_dir)
+        return queues
 
     @property
     def enabled(self) -> bool:
@@ -269,6 +274,8 @@ class AsyncConversationTracker:
         if self._closed:
             return
         exporter = self._exporter_factory(self.settings, self.stats_counters, self._on_error)
+        if self.settings.spool_dir and self._spool is None and not self._disabled:
+            self._spool = Spool(self.settings.spool_dir, self.stats_counters)
         self._loop = loop
         self._flusher = Flusher(self, exporter, loop)
         self._flusher.start()
@@ -653,14 +660,26 @@ class AsyncConversationTracker:
         self._bind_running_loop()
         targets = self._queues.flush_targets(None)
         limit = self._default_timeout() if timeout is None else timeout
-        result: bool = await self._on_loop(lambda: self._wait_targets(targets, limit))
+        result: bool = await self._on_loop(lambda: self._flush_all(targets, limit))
         return result
+
+    async def _flush_all(self, targets: dict[str, int], timeout: float) -> bool:
+        flusher = self._flusher
+        if flusher is not None and flusher.spool is not None and not flusher.started.is_set():
+            # events replayed from the spool count as tracked: wait for the replay
+            try:
+                await asyncio.wait_for(flusher.started.wait(), timeout)
+            except asyncio.TimeoutError:
+                return False
+            targets = self._queues.flush_targets(None)
+        return await self._wait_targets(targets, timeout)
 
     async def aclose(self, timeout: float | None = None) -> None:
         """Flush within *timeout* (default ``shutdown_timeout``), then stop for good.
 
         Events that could not be delivered by then are dropped and counted
-        under ``dropped["shutdown"]``.  Calling it twice is safe.
+        under ``dropped["shutdown"]`` - or, with a spool, kept on disk for the
+        next start.  Calling it twice is safe.
         """
         if self._closed:
             return
@@ -671,8 +690,10 @@ class AsyncConversationTracker:
         self._closed = True
         if flusher is not None and not flusher.loop.is_closed():
             await self._on_loop(lambda: flusher.stop(limit))
-        else:
+        elif self._spool is None:
             self._queues.drop_pending("shutdown")
+        if self._spool is not None:
+            await self._spool.close()
         self._report_unsent()
 
     def _report_unsent(self) -> None:
@@ -721,6 +742,7 @@ class AsyncConversationTracker:
         """A forked child starts empty: the parent owns (and sends) what it queued."""
         self.stats_counters = Stats()
         self._queues = self._new_queues(self.settings)
+        self._spool = None  # the parent owns its spool file; the child opens its own
         self._flusher = None
         self._loop = None
         self._owned_loop = False
