@@ -42,7 +42,9 @@ def stored_contents(db: Path, conversation_id: str) -> list[str]:
         return [i["content"] for i in conv["transcript"] if i["type"] == "message"]
 
 
-def start_tracker_process(endpoint: str, spool: Path, protocol: str, count: int) -> subprocess.Popen[str]:
+def start_tracker_process(
+    endpoint: str, spool: Path, protocol: str, count: int
+) -> subprocess.Popen[str]:
     code = textwrap.dedent(
         f"""
         import sys, time
