@@ -273,7 +273,14 @@ def _llm(conn: sqlite3.Connection, conv: int, span: Span) -> None:
         "cache_read_tokens": _int(attrs.get("agentsight.llm.cache_read_tokens")),
         "cache_write_tokens": _int(attrs.get("agentsight.llm.cache_write_tokens")),
     }
-    counts["total_tokens"] = sum(counts.values())
+    # Prompt plus completion (input counts cache reads/writes separately), as the
+    # seed and the legacy REST path define it; embedding tokens stand apart.
+    counts["total_tokens"] = (
+        counts["input_tokens"]
+        + counts["output_tokens"]
+        + counts["cache_read_tokens"]
+        + counts["cache_write_tokens"]
+    )
     _rows.insert_token_usage(
         conn,
         conv,

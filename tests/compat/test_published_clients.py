@@ -462,26 +462,7 @@ def test_token_usage_sums_match(stores: Stores, name: str) -> None:
     assert usage["cache_read_tokens"] == usage["cache_write_tokens"] == 0
 
 
-TOTAL_BUG = (
-    "collector: an ingest llm span's total_tokens is derived as input + output + "
-    "embedding (+ cache), a REST token_usage action's total is prompt + completion; the "
-    "same calls total 173 over ingest and 165 over REST (_collector/_ingest.py _llm)"
-)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        LEGACY,
-        pytest.param(V014, marks=pytest.mark.xfail(strict=True, reason=TOTAL_BUG)),
-        *[
-            pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=TOTAL_BUG))
-            if n in OUR_INGEST
-            else n
-            for n in OUR_RUNS
-        ],
-    ],
-)
+@pytest.mark.parametrize("name", [LEGACY, V014, *OUR_RUNS])
 def test_token_usage_total_matches(stores: Stores, name: str) -> None:
     """The seed's ``total_tokens`` is prompt + completion (0.0.44's counters keep
     embedding tokens apart); every store should total the same calls alike."""
