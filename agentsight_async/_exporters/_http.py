@@ -141,13 +141,30 @@ def dumps_attr(value: Any) -> str:
 
 
 def parse_body(response: httpx.Response) -> Any:
-    """The parsed JSON body; ``{}`` for an empty or non-JSON body (as both clients do)."""
+    """The parsed JSON body; ``{}`` for an empty or non-JSON body (as both clients do).
+
+    Credentials are scrubbed from every string in it: a server that echoes the
+    key back must not carry it into ``send_tracked_data()`` results, exceptions
+    or the ``on_error`` callback.
+    """
     if not response.content:
         return {}
     try:
-        return response.json()
+        return scrub(response.json())
     except ValueError:
         return {}
+
+
+def scrub(value: Any) -> Any:
+    """*value* with :func:`redact` applied to every string inside it."""
+    if isinstance(value, str):
+        lowered = value.lower()
+        return redact(value) if "ags_" in lowered or "api-key" in lowered else value
+    if isinstance(value, dict):
+        return {scrub(k): scrub(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(v) for v in value]
+    return value
 
 
 def error_detail(response: httpx.Response) -> str:
@@ -305,12 +322,31 @@ _redaction_installed = False
 _warned_insecure: set[str] = set()
 
 
+#: Loggers whose records can carry request or response headers at DEBUG level.
+#: A filter on a logger applies only to records logged on it (not to those that
+#: propagate from its children), so httpcore's loggers are named one by one.
+REDACTED_LOGGERS = (
+    "agentsight_async",
+    "httpx",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+)
+
+
 def install_redaction() -> None:
-    """Attach :class:`RedactingFilter` to the ``agentsight_async`` logger (once)."""
+    """Attach one :class:`RedactingFilter` to our logger and httpx's/httpcore's (once).
+
+    A filter, never a handler: where records go stays the application's choice;
+    this only guarantees that a credential is not in them.
+    """
     global _redaction_installed
     with _install_lock:
         if not _redaction_installed:
-            logger.addFilter(RedactingFilter())
+            redacting = RedactingFilter()
+            for name in REDACTED_LOGGERS:
+                logging.getLogger(name).addFilter(redacting)
             _redaction_installed = True
 
 

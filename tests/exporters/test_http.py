@@ -73,12 +73,21 @@ def test_redaction_filter() -> None:
     assert "Api-Key <redacted>" in message
 
 
-def test_redaction_installed_on_our_logger_only(make_settings, stats) -> None:
+def test_redaction_filters_installed_but_no_handlers(make_settings, stats) -> None:
     IngestExporter(make_settings(), stats)
-    ours = logging.getLogger("agentsight_async")
-    assert any(isinstance(f, _http.RedactingFilter) for f in ours.filters)
-    assert ours.handlers == []  # a library installs no handlers
-    assert not any(isinstance(f, _http.RedactingFilter) for f in logging.getLogger("httpx").filters)
+    for name in _http.REDACTED_LOGGERS:
+        log = logging.getLogger(name)
+        assert sum(isinstance(f, _http.RedactingFilter) for f in log.filters) == 1, name
+    assert logging.getLogger("agentsight_async").handlers == []  # a library installs none
+
+
+def test_parsed_bodies_are_scrubbed_of_credentials() -> None:
+    key = "ags_" + "ab" * 16 + "_abc123"
+    body = {"detail": f"bad key {key}", "echo": [{"auth": f"Api-Key {key}"}], "n": 1}
+    response = httpx.Response(401, json=body)
+    parsed = _http.parse_body(response)
+    assert key not in str(parsed)
+    assert parsed["n"] == 1
 
 
 def test_insecure_warning_once(caplog) -> None:
