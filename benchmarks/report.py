@@ -1,0 +1,345 @@
+# ruff: noqa: RUF001, E501  (multiplication signs and dashes are typography; long lines are Markdown rows)
+"""Results: ``latest.json`` (everything), ``latest.md`` (tables, ratios, issue-6 goals)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+MIB = 1 << 20
+#: "within the configured byte cap plus a small constant": the constant we allow.
+MEMORY_SLACK = 16 * MIB
+
+
+def _med(results: dict[str, Any], suite: str, sid: str, key: str) -> float | None:
+    try:
+        value = results["suites"][suite]["subjects"][sid]["summary"][key]["median"]
+    except (KeyError, TypeError):
+        return None
+    return value if isinstance(value, (int, float)) else None
+
+
+def _ratio(results: dict[str, Any], suite: str, key: str) -> float | None:
+    try:
+        value = results["suites"][suite]["ratios"][key]
+    except (KeyError, TypeError):
+        return None
+    if isinstance(value, dict):
+        value = value.get("median")
+    return value if isinstance(value, (int, float)) else None
+
+
+def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 6's goals, each with the measured value and met / not met / not measured."""
+    out: list[dict[str, Any]] = []
+
+    def add(
+        gid: str, text: str, value: float | None, target: str, ok: bool | None, shown: str
+    ) -> None:
+        status = "not measured" if value is None or ok is None else ("met" if ok else "not met")
+        out.append(
+            {
+                "id": gid,
+                "goal": text,
+                "value": value,
+                "target": target,
+                "status": status,
+                "shown": shown if value is not None else "-",
+            }
+        )
+
+    r = _ratio(results, "percall", "agentsight_0_0_44/ours_sync:p50_us")
+    add(
+        "percall_vs_0044",
+        "Per-call overhead (sync facade, p50) ≤ 1/4 of 0.0.44 `track_human_message`",
+        r,
+        "≥ 4×",
+        None if r is None else r >= 4,
+        f"{r:.2f}× cheaper" if r else "",
+    )
+    r = _ratio(results, "percall", "otel/ours_sync:p50_us")
+    add(
+        "percall_vs_otel",
+        "Per-call overhead (sync facade, p50) ≤ 1/60 of an OTel span + event",
+        r,
+        "≥ 60×",
+        None if r is None else r >= 60,
+        f"{r:.1f}× cheaper" if r else "",
+    )
+    rs = [
+        _ratio(results, "e2e", f"ours_ingest_{s}/agentsight_0_0_44_{s}:events_per_s")
+        for s in ("1conv", "1000conv")
+    ]
+    r = min(rs) if all(x is not None for x in rs) else None  # type: ignore[type-var]
+    add(
+        "e2e_vs_0044",
+        "End-to-end ingest into the local collector ≥ 50× 0.0.44 (1 and 1,000 conversations)",
+        r,
+        "≥ 50×",
+        None if r is None else r >= 50,
+        " / ".join(f"{x:.1f}×" for x in rs if x is not None),
+    )
+    cap = _med(results, "capacity", "ingest_100conv", "events_per_s")
+    base = _med(results, "e2e", "agentsight_0_0_44_1conv", "events_per_s")
+    r = cap / base if cap and base else None
+    add(
+        "capacity_vs_0044",
+        "SDK delivery capacity (ingest, discarding sink) ≥ 100× 0.0.44 end to end",
+        r,
+        "≥ 100×",
+        None if r is None else r >= 100,
+        f"{r:.1f}× ({cap:,.0f} vs {base:,.0f} ev/s)" if r else "",
+    )
+    lag = _med(results, "lag", "ours", "p99_ms")
+    add(
+        "loop_lag",
+        "Event-loop lag p99 < 2 ms while tracking 20,000 events/s",
+        lag,
+        "< 2 ms",
+        None if lag is None else lag < 2.0,
+        f"{lag:.2f} ms" if lag is not None else "",
+    )
+    for key, what in (
+        ("track_us_per_event", "caller's cost"),
+        ("cpu_us_per_event", "total CPU incl. delivery"),
+    ):
+        r = _ratio(results, "scaling", f"max/min:{key}")
+        add(
+            f"scaling_{key}",
+            f"Cost per event flat within 20% from 1 to 10,000 conversations ({what})",
+            r,
+            "max/min ≤ 1.2",
+            None if r is None else r <= 1.2,
+            f"max/min = {r:.2f}" if r else "",
+        )
+    growth = _med(results, "memory", "ours", "growth_peak")
+    try:
+        cap_b = results["suites"]["memory"]["params"]["max_queue_bytes"]
+    except KeyError:
+        cap_b = None
+    ok = None if growth is None or cap_b is None else growth <= cap_b + MEMORY_SLACK
+    add(
+        "memory_cap",
+        "Peak RSS growth during an outage ≤ byte cap + 16 MiB",
+        growth,
+        "≤ cap + 16 MiB",
+        ok,
+        f"{growth / MIB:,.0f} MiB vs cap {cap_b / MIB:,.0f} MiB" if growth and cap_b else "",
+    )
+    return out
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    if isinstance(v, float):
+        if abs(v) >= 1000:
+            return f"{v:,.0f}"
+        return f"{v:.{digits}g}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def _cell(summary: dict[str, Any] | None, scale: float = 1.0, digits: int = 3) -> str:
+    if not summary or summary.get("median") is None:
+        return "-"
+    med, lo, hi = (summary[k] / scale for k in ("median", "min", "max"))
+    if summary.get("n", 0) <= 1:
+        return _fmt(med, digits)
+    return f"{_fmt(med, digits)} ({_fmt(lo, digits)}–{_fmt(hi, digits)})"
+
+
+def _ratio_cell(ratio: dict[str, Any] | None) -> str:
+    if not ratio or ratio.get("median") is None:
+        return "-"
+    return f"{ratio['median']:.2f}×" if ratio["median"] < 10 else f"{ratio['median']:.0f}×"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    s = results["suites"]
+    m = results["machine"]
+    lines = [
+        "# agentsight-async benchmarks",
+        "",
+        f"{results['started']} · {'quick (CI check only, not numbers to quote)' if results['quick'] else 'full'} run · "
+        f"{results['rounds']} round(s) · {m['cpus']} CPU(s) {m['cpu_model']} · Python {m['python']} · "
+        f"{results['seconds']:.0f} s",
+        "",
+        f"SDK measured: commit {results.get('source', {}).get('commit')}"
+        + (" + uncommitted changes" if results.get("source", {}).get("sdk_files_modified") else "")
+        + f" (agentsight_async files sha256 {results.get('source', {}).get('sdk_sha256')}).",
+        "",
+        "Medians over rounds, (min–max) across rounds; ratios are paired within a round, "
+        "then the median is taken. Every run is a fresh process; peers run in their own "
+        "virtualenvs. Quote ratios, not absolute times.",
+        "",
+    ]
+    skipped = {k: v for suite in s.values() for k, v in suite.get("skipped", {}).items()}
+    if skipped:
+        lines += ["**Skipped peers:** " + "; ".join(f"{k}: {v}" for k, v in skipped.items()), ""]
+
+    lines += ["## Issue-6 goals", "", "| goal | target | measured | status |", "|---|---|---|---|"]
+    for g in results["goals"]:
+        mark = {"met": "✅ met", "not met": "❌ not met"}.get(g["status"], "– " + g["status"])
+        lines.append(f"| {g['goal']} | {g['target']} | {g['shown']} | {mark} |")
+    lines.append("")
+
+    if "percall" in s:
+        pc = s["percall"]
+        lines += [
+            "## 1. Per-call overhead of tracking one message (µs)",
+            "",
+            "| comparator | p50 | p99 | × ours sync (p50) | × ours await (p50) |",
+            "|---|---|---|---|---|",
+        ]
+        for sid, sub in pc["subjects"].items():
+            sm = sub["summary"]
+            if sid.startswith("ours"):
+                r1 = r2 = "-"
+            elif sid == "floor":
+                r1 = _ratio_cell(pc["ratios"].get("ours_sync/floor:p50_us"))
+                r2 = _ratio_cell(pc["ratios"].get("ours_async/floor:p50_us"))
+                r1, r2 = f"ours is {r1}", f"ours is {r2}"
+            else:
+                r1 = _ratio_cell(pc["ratios"].get(f"{sid}/ours_sync:p50_us"))
+                r2 = _ratio_cell(pc["ratios"].get(f"{sid}/ours_async:p50_us"))
+            lines.append(
+                f"| {sub['label']} | {_cell(sm.get('p50_us'))} | {_cell(sm.get('p99_us'))} | {r1} | {r2} |"
+            )
+        lines += [
+            "",
+            'A peer\'s × is how many times our call it costs. "hot path only": the '
+            "flusher is idle during the measurement; the other rows upload to a "
+            "discarding sink meanwhile (background cost included).",
+            "",
+        ]
+
+    if "e2e" in s:
+        e = s["e2e"]
+        lines += [
+            "## 2. End-to-end delivered events/s into the local collector",
+            "",
+            "| scenario | comparator | events/s | delivered / tracked | ours ingest ÷ this | ours rest ÷ this |",
+            "|---|---|---|---|---|---|",
+        ]
+        for sid, sub in e["subjects"].items():
+            scen = sid.rsplit("_", 1)[1]
+            runs = [r for r in sub["runs"] if r]
+            deliv = (
+                (
+                    f"{runs[-1]['delivered_verified']:,} / {runs[-1]['tracked']:,}"
+                    + ("" if all(r["complete"] for r in runs) else " ⚠ incomplete")
+                )
+                if runs
+                else "-"
+            )
+            if sid.startswith("ours"):
+                r1 = r2 = "-"
+            else:
+                peer = sid.rsplit("_", 1)[0]
+                r1 = _ratio_cell(e["ratios"].get(f"ours_ingest_{scen}/{peer}_{scen}:events_per_s"))
+                r2 = _ratio_cell(e["ratios"].get(f"ours_rest_{scen}/{peer}_{scen}:events_per_s"))
+            lines.append(
+                f"| {scen} | {sub['label'].rsplit(',', 1)[0]} | "
+                f"{_cell(sub['summary'].get('events_per_s'), digits=4)} | {deliv} | {r1} | {r2} |"
+            )
+        lines += [
+            "",
+            "Time from the first tracked event until the SDK's flush returns; the count "
+            "is read back from the collector's SQLite storage (messages table).",
+            "",
+        ]
+        lines += [f"- {n}" for n in e.get("notes", [])]
+
+    if "capacity" in s:
+        c = s["capacity"]
+        lines += [
+            "## 6. SDK delivery capacity (sink that accepts and discards)",
+            "",
+            "| workload | events/s | CPU µs / event |",
+            "|---|---|---|",
+        ]
+        for sub in c["subjects"].values():
+            sm = sub["summary"]
+            lines.append(
+                f"| {sub['label']} | {_cell(sm.get('events_per_s'), digits=4)} | "
+                f"{_cell(sm.get('cpu_us_per_event'))} |"
+            )
+        lines += ["", "Tracking included: first event tracked → flush confirmed, one process.", ""]
+
+    if "lag" in s:
+        lg = s["lag"]
+        lines += [
+            "## 3. Event-loop lag (probe sleeping 1 ms), ms",
+            "",
+            "| run | p50 | p99 | max | events/s achieved |",
+            "|---|---|---|---|---|",
+        ]
+        for sub in lg["subjects"].values():
+            sm = sub["summary"]
+            lines.append(
+                f"| {sub['label']} | {_cell(sm.get('p50_ms'))} | {_cell(sm.get('p99_ms'))} | "
+                f"{_cell(sm.get('max_ms'))} | {_cell(sm.get('achieved_rate'), digits=4)} |"
+            )
+        lines.append("")
+
+    if "memory" in s:
+        mm = s["memory"]
+        sub = mm["subjects"].get("ours")
+        runs = [r for r in (sub or {}).get("runs", []) if r]
+        if runs:
+            r = runs[-1]
+            lines += [
+                "## 4. Memory during a collector outage",
+                "",
+                f"{r['events']:,} events tracked while the endpoint refuses connections; "
+                f"`max_queue_bytes` = {r['cap_bytes'] / MIB:.0f} MiB.",
+                "",
+                "| | value |",
+                "|---|---|",
+                f"| RSS growth at peak | {r['growth_peak'] / MIB:,.1f} MiB ({r['growth_peak'] / r['cap_bytes']:.2f}× the cap) |",
+                f"| queued at peak (SDK's estimate) | {r['queued_events_peak']:,} events, {r['queued_bytes_peak'] / MIB:,.1f} MiB |",
+                f"| dropped as queue_full | {r['dropped_queue_full']:,} |",
+                f"| RSS growth after recovery and drain | {r['growth_after_recovery'] / MIB:,.1f} MiB |",
+                f"| recovery: drained in | {r['recovery_s']:.1f} s ({r['delivered']:,} delivered) |",
+                "",
+            ]
+
+    if "scaling" in s:
+        sc = s["scaling"]
+        lines += [
+            "## 5. Cost per event as concurrent conversations grow",
+            "",
+            "| conversations | caller µs / event | total CPU µs / event (incl. delivery) |",
+            "|---|---|---|",
+        ]
+        for sub in sc["subjects"].values():
+            sm = sub["summary"]
+            lines.append(
+                f"| {sub['label'].split()[0]} | {_cell(sm.get('track_us_per_event'))} | "
+                f"{_cell(sm.get('cpu_us_per_event'))} |"
+            )
+        lines.append("")
+
+    versions = {k: v for k, v in results.get("peer_versions", {}).items() if v}
+    if versions:
+        lines += [
+            "Peer versions: "
+            + "; ".join(
+                f"{k}: " + ", ".join(f"{n} {ver}" for n, ver in v.items())
+                for k, v in versions.items()
+            ),
+            "",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def write(results: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results["goals"] = goals(results)
+    jpath = out_dir / "latest.json"
+    jpath.write_text(json.dumps(results, indent=1, sort_keys=False, default=str) + "\n")
+    mpath = out_dir / "latest.md"
+    mpath.write_text(markdown(results))
+    return jpath, mpath
