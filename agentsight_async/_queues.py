@@ -1,7 +1,10 @@
 """Per-conversation ordered queues, bounded in events and bytes.
 
 Small events enter through a lock-free *inbox* (a ``deque``, whose ``append``
-is atomic): the hot path pays one append, not a lock.  Whoever next takes the
+is atomic): the hot path pays one append, not a lock.  A plain-text message
+enters as a bare ``(kind, conversation_id, ts_ns, text)`` tuple and becomes an
+:class:`Event` (with its id) only when drained - the inbox is FIFO, so ids still
+follow tracking order.  Whoever next takes the
 lock - the flusher, a blocking call, or a producer when the inbox reaches
 :data:`DRAIN_AT` events - first moves the inbox into the conversations, in
 order.  Large events and conversation items take the lock directly, after
@@ -18,31 +21,40 @@ conversation gets its turn.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Iterator
 from typing import Any
 
-from ._events import Event
+from ._events import ANSWER, Event, next_seq
 from ._exporters._base import Batch, ConversationBatch, Outcome
 from ._stats import Stats
 
 #: Events larger than this (bytes) skip the inbox, so the byte cap stays exact for them.
 SMALL_EVENT = 2048
 #: A producer drains the inbox itself when it holds this many events.
-DRAIN_AT = 256
+DRAIN_AT = 1024
+#: What a queued event costs in memory beyond its JSON size (the Event, its
+#: dict, ints, deque slots) - measured ~450 bytes for a short message; counted
+#: so that ``max_queue_bytes`` bounds memory, not just payload.
+EVENT_MEMORY = 320
+#: JSON overhead of one message event beyond its text (see _validation.EVENT_OVERHEAD).
+_MESSAGE_OVERHEAD = 160
+_NO_METADATA: dict[str, Any] = {}
 
 
 class Result:
     """One resolved event, kept for ``send_tracked_data()`` and the summary."""
 
-    __slots__ = ("error", "event", "ok", "response")
+    __slots__ = ("error", "event", "ok", "response", "taken")
 
     def __init__(self, event: Event, ok: bool, response: Any, error: str | None) -> None:
         self.event = event
         self.ok = ok
         self.response = response
         self.error = error
+        self.taken = False  # reported (or forgotten) already
 
 
 class Conversation:
@@ -104,8 +116,9 @@ class Queues:
         self.max_conversations = max_conversations
         self.max_results = max_results
         self.result_count = 0
+        self.kept: deque[Result] = deque()  # every kept result, oldest first
         self.wake_sent = False
-        self.inbox: deque[Event] = deque()
+        self.inbox: deque[Any] = deque()
         #: With a durable spool: events (and conversation fields) not yet committed to it.
         self.spooling = False
         self.unspooled: list[tuple[Event, dict[str, Any] | None]] = []
@@ -138,14 +151,38 @@ class Queues:
             return
         stats = self.stats
         full = 0
+        max_bytes = self.max_bytes
         while inbox:
-            ev = inbox.popleft()
-            if stats.queued_bytes + ev.size > self.max_bytes:
+            item = inbox.popleft()
+            if type(item) is tuple:
+                kind, cid, ts_ns, text = item
+                sender = "agent" if kind == ANSWER else "end_user"
+                data = {"content": text, "sender": sender, "metadata": _NO_METADATA}
+                ev = Event(kind, cid, ts_ns, 0, data, _MESSAGE_OVERHEAD + len(text))
+            else:
+                ev = item
+            if stats.queued_bytes + ev.size + EVENT_MEMORY > max_bytes:
                 full += 1
             else:
                 self._enqueue(ev, None)
         if full:
             stats.drop("queue_full", full)
+
+    def push_message(self, kind: str, cid: str, ts_ns: int, text: str) -> bool | None:
+        """The hot path for a plain short message: one tuple appended, no lock."""
+        stats = self.stats
+        inbox = self.inbox
+        queued = stats.queued_events + len(inbox)
+        if queued >= self.max_events or stats.queued_bytes >= self.max_bytes:
+            return None
+        inbox.append((kind, cid, ts_ns, text))
+        if len(inbox) >= DRAIN_AT:
+            with self.lock:
+                self._drain()
+        if queued + 1 >= self.batch_size and not self.wake_sent:
+            self.wake_sent = True
+            return True
+        return False
 
     def push(self, ev: Event) -> bool | None:
         """The hot path for small events: no lock.  None if full, else whether to wake."""
@@ -169,7 +206,7 @@ class Queues:
         stats = self.stats
         with self.locked():
             if stats.queued_events >= self.max_events or (
-                stats.queued_bytes + ev.size > self.max_bytes
+                stats.queued_bytes + ev.size + EVENT_MEMORY > self.max_bytes
             ):
                 return None
             self._enqueue(ev, fields)
@@ -178,7 +215,11 @@ class Queues:
                 return True
             return False
 
-    def _enqueue(self, ev: Event, fields: dict[str, Any] | None) -> None:
+    def _enqueue(self, ev: Event, fields: dict[str, Any] | None, *, replayed: bool = False) -> None:
+        # Ids are taken here, under the lock, in queue order: they follow tracking
+        # order even for inbox items created before a later locked append.
+        if not replayed:
+            ev.seq = next_seq()
         stats = self.stats
         cid = ev.conversation_id
         conv = self.convs.get(cid)
@@ -192,7 +233,7 @@ class Queues:
             self.unspooled.append((ev, fields))
         stats.tracked += 1
         stats.queued_events += 1
-        stats.queued_bytes += ev.size
+        stats.queued_bytes += ev.size + EVENT_MEMORY
         if not conv.in_flight and cid not in self.ready:
             self.ready[cid] = conv
 
@@ -215,10 +256,10 @@ class Queues:
             spooling, self.spooling = self.spooling, False
             try:
                 for ev, fields in items:
-                    if stats.queued_bytes + ev.size > self.max_bytes:
+                    if stats.queued_bytes + ev.size + EVENT_MEMORY > self.max_bytes:
                         stats.drop("queue_full")
                         continue
-                    self._enqueue(ev, fields)
+                    self._enqueue(ev, fields, replayed=True)
                     admitted += 1
             finally:
                 self.spooling = spooling
@@ -232,7 +273,7 @@ class Queues:
             for conv in self.convs.values():
                 for ev in conv.pending:
                     stats.queued_events -= 1
-                    stats.queued_bytes -= ev.size
+                    stats.queued_bytes -= ev.size + EVENT_MEMORY
                     n += 1
                 conv.resolved += len(conv.pending)
                 conv.pending.clear()
@@ -241,12 +282,20 @@ class Queues:
 
     def _new(self, conversation_id: str) -> Conversation:
         conv = Conversation(conversation_id)
-        self.convs[conversation_id] = conv
-        excess = len(self.convs) - self.max_conversations
+        convs = self.convs
+        convs[conversation_id] = conv
+        excess = len(convs) - self.max_conversations
         if excess > 0:
-            # Forget the oldest idle conversations; busy ones are never evicted.
-            for cid in [c.id for c in self.convs.values() if c.idle][:excess]:
-                del self.convs[cid]
+            # Forget the oldest idle conversations; a busy one moves to the back, so
+            # each call looks at a few entries only, never at all of them.
+            for cid in list(itertools.islice(convs, 0, excess + 16)):
+                if excess <= 0:
+                    break
+                if convs[cid].idle:
+                    del convs[cid]
+                    excess -= 1
+                elif cid != conversation_id:
+                    convs.move_to_end(cid)
         return conv
 
     # --- flusher side --------------------------------------------------------------------
@@ -295,7 +344,7 @@ class Queues:
                 conv = self.convs.get(part.conversation_id)
                 for ev, out in zip(part.events, results, strict=True):
                     stats.queued_events -= 1
-                    stats.queued_bytes -= ev.size
+                    stats.queued_bytes -= ev.size + EVENT_MEMORY
                     if out.ok:
                         stats.delivered += 1
                     else:
@@ -331,7 +380,7 @@ class Queues:
                 while conv.pending:
                     ev = conv.pending.popleft()
                     stats.queued_events -= 1
-                    stats.queued_bytes -= ev.size
+                    stats.queued_bytes -= ev.size + EVENT_MEMORY
                     self._keep(conv, Result(ev, False, None, f"dropped: {reason}"))
                     conv.resolved += 1
                     dropped += 1
@@ -344,13 +393,26 @@ class Queues:
         if result.event.data.get("attachments"):
             _strip_bytes(result.event)
         conv.results.append(result)
+        kept = self.kept
+        kept.append(result)
         self.result_count += 1
-        if self.result_count > self.max_results:
-            # Forget the oldest half of the biggest backlog of unreported results.
-            victim = max(self.convs.values(), key=lambda c: len(c.results))
-            for _ in range(max(1, len(victim.results) // 2)):
-                victim.results.popleft()
-                self.result_count -= 1
+        # Bound memory for code that never calls send_tracked_data(): forget the
+        # oldest unreported results, across all conversations, in O(1) each.
+        while self.result_count > self.max_results:
+            old = kept.popleft()
+            if old.taken:
+                continue
+            old.taken = True
+            self.result_count -= 1
+            owner = self.convs.get(old.event.conversation_id)
+            if owner is not None and owner.results:
+                if owner.results[0] is old:
+                    owner.results.popleft()
+                else:  # pragma: no cover - results are kept in order per conversation
+                    with contextlib.suppress(ValueError):
+                        owner.results.remove(old)
+        if len(kept) > 2 * self.max_results + 1024:
+            self.kept = deque(r for r in kept if not r.taken)
 
     # --- waiting and reporting -----------------------------------------------------------
     def flush_targets(self, conversation_id: str | None) -> dict[str, int]:
@@ -378,6 +440,8 @@ class Queues:
             results = list(conv.results)
             conv.results.clear()
             self.result_count -= len(results)
+            for r in results:
+                r.taken = True
         return results
 
     def find_result(self, ev: Event) -> Result | None:

@@ -44,7 +44,6 @@ from ._events import (
     QUESTION,
     TOKEN_USAGE,
     Event,
-    next_seq,
 )
 from ._exceptions import (
     ConversationApiException,
@@ -131,6 +130,8 @@ class AsyncConversationTracker:
         self._owned_loop = False  # True when the sync facade runs our loop
         self._closed = False
         self._spool: Spool | None = None
+        #: Conversation ids already validated (a bounded cache: the hot path skips checks).
+        self._valid_ids: set[str] = set()
         self._apply_settings(settings)
         _live_trackers.add(self)
 
@@ -138,6 +139,7 @@ class AsyncConversationTracker:
     def _apply_settings(self, settings: Settings) -> None:
         self.settings = settings
         self._max_chars = settings.max_message_chars
+        self._fast_chars = min(SMALL_EVENT, settings.max_message_chars)
         q = self._queues
         q.batch_size, q.batch_bytes = settings.batch_size, settings.batch_bytes
         q.max_events, q.max_bytes = settings.max_queue_events, settings.max_queue_bytes
@@ -183,9 +185,13 @@ class AsyncConversationTracker:
 
     def _conversation_id(self, explicit: str | None) -> str:
         if explicit is not None:
-            if type(explicit) is str and explicit in self._queues.convs:
-                return explicit  # validated when its conversation was created
-            return v.conversation_id(explicit)
+            if type(explicit) is str and explicit in self._valid_ids:
+                return explicit
+            cid = v.conversation_id(explicit)
+            if len(self._valid_ids) >= 10_000:
+                self._valid_ids.clear()
+            self._valid_ids.add(cid)
+            return cid
         cid = _current.get() or self._default_conversation_id
         if cid is None:
             cid = f"conv_{secrets.token_hex(6)}"
@@ -228,7 +234,7 @@ class AsyncConversationTracker:
         if self._disabled:
             self.stats_counters.dropped["disabled"] += 1
             return None
-        ev = Event(kind, conversation_id, time.time_ns(), next_seq(), data, size)
+        ev = Event(kind, conversation_id, time.time_ns(), 0, data, size)  # id: when queued
         if fields is None and size <= SMALL_EVENT:
             wake = self._queues.push(ev)
         else:
@@ -328,21 +334,27 @@ class AsyncConversationTracker:
             attachments is None
             and metadata is None
             and type(message) is str
-            and message
-            and len(message) <= self._max_chars
+            and 0 < len(message) <= self._fast_chars
             and message.isascii()
             and not message.isspace()
         ):
-            # The common case - plain text, nothing attached - skips the general
-            # validation (same checks, fewer calls): it is the hot path.
-            data: dict[str, Any] = {
-                "content": message,
-                "sender": "end_user" if kind == QUESTION else "agent",
-                "metadata": {},
-            }
-            return self._record(
-                kind, self._conversation_id(conversation_id), data, v.EVENT_OVERHEAD + len(message)
-            )
+            # The common case - short plain text, nothing attached - is the hot
+            # path: the same checks as below, then one tuple into the inbox.
+            if conversation_id is None:
+                cid = _current.get() or self._default_conversation_id or self._conversation_id(None)
+            elif type(conversation_id) is str and conversation_id in self._valid_ids:
+                cid = conversation_id
+            else:
+                cid = self._conversation_id(conversation_id)
+            if self._disabled:
+                self.stats_counters.dropped["disabled"] += 1
+                return None
+            wake = self._queues.push_message(kind, cid, time.time_ns(), message)
+            if wake is None:
+                self.stats_counters.drop("queue_full")
+            elif wake:
+                self._wake_flusher()
+            return None
         s = self.settings
         data, size = inputs.message(
             "end_user" if kind == QUESTION else "agent",

@@ -202,3 +202,15 @@ async def test_metadata_is_snapshotted_at_tracking_time() -> None:
         meta["step"] = 2
         assert await tracker.flush(timeout=10)
     assert recorded(url, "s")[0]["data"]["metadata"] == {"step": 1}
+
+
+@pytest.mark.parametrize("bad", [["c"], {"c": 1}, 42, b"c", "", "  "])
+async def test_bad_conversation_id_is_a_clear_error(bad: Any) -> None:
+    async with AsyncConversationTracker(api_endpoint="memory://bad-cid") as tracker:
+        for method, args in (
+            ("track_human_message", ("hi",)),
+            ("track_agent_message", ("hi",)),
+            ("track_button", ("e", "l", "v")),
+        ):
+            with pytest.raises(AgentSightError, match="conversation_id"):
+                await getattr(tracker, method)(*args, conversation_id=bad)
