@@ -187,17 +187,17 @@ class AsyncConversationTracker:
         if explicit is not None:
             if type(explicit) is str and explicit in self._valid_ids:
                 return explicit
-            cid = v.conversation_id(explicit)
+            valid = v.conversation_id(explicit)
             if len(self._valid_ids) >= 10_000:
                 self._valid_ids.clear()
-            self._valid_ids.add(cid)
-            return cid
-        cid = _current.get() or self._default_conversation_id
-        if cid is None:
-            cid = f"conv_{secrets.token_hex(6)}"
-            self._default_conversation_id = cid
-            _current.set(cid)
-        return cid
+            self._valid_ids.add(valid)
+            return valid
+        current = _current.get() or self._default_conversation_id
+        if current is None:
+            current = f"conv_{secrets.token_hex(6)}"
+            self._default_conversation_id = current
+            _current.set(current)
+        return current
 
     @contextlib.asynccontextmanager
     async def conversation(
