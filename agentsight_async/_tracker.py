@@ -266,7 +266,11 @@ class AsyncConversationTracker:
         if self._loop is loop and self._flusher is not None and self._flusher.running:
             return
         if self._owned_loop and self._loop is not None and not self._loop.is_closed():
-            return  # the facade's loop thread owns the flusher; we only enqueue
+            # The facade's loop thread owns the flusher; restart it only from there
+            # (after configure()), otherwise just enqueue.
+            if self._flusher is None and loop is self._loop:
+                self._start_flusher(loop)
+            return
         if (
             self._loop is not None
             and self._loop is not loop

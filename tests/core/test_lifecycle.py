@@ -221,3 +221,22 @@ def test_on_error_gets_background_failures_and_never_raises_into_user_code() -> 
     assert stats["last_error"]
     assert seen
     tracker.close()
+
+
+def test_configure_switches_endpoint_and_keeps_queued_events(tmp_path: Path) -> None:
+    first, second = "memory://configure-a", "memory://configure-b"
+    tracker = ConversationTracker(endpoint=first, flush_interval=3600)
+    tracker.track_human_message("before", conversation_id="cfg")
+    assert tracker.flush(timeout=10)
+    tracker.track_human_message("queued across the switch", conversation_id="cfg")
+    tracker.configure(endpoint=second)
+    tracker.track_human_message("after", conversation_id="cfg")
+    assert tracker.flush(timeout=10)
+    assert [r["data"]["content"] for r in recorded(first)] == ["before"]
+    assert [r["data"]["content"] for r in recorded(second)] == [
+        "queued across the switch",
+        "after",
+    ]
+    with pytest.raises(Exception, match="AGENTSIGHT_API_ENDPOINT"):
+        tracker.configure(endpoint="ftp://nowhere")
+    tracker.close()
