@@ -117,7 +117,28 @@ def json_snapshot(
         raise exc(f"{name}: {reason}") from None
     except TypeError as err:
         raise exc(f"{name}: is not JSON-serialisable ({err})") from None
+    try:
+        _check_keys(value, name, exc)
+    except RecursionError:
+        raise exc(f"{name}: is nested too deeply to be sent as JSON") from None
     return json.loads(text), len(text)
+
+
+def _check_keys(value: Any, name: str, exc: type[ConversationTrackingException]) -> None:
+    """JSON object keys are strings; refuse others rather than let json.dumps coerce them.
+
+    ``{1: "a", "1": "b"}`` would otherwise arrive as ``{"1": "b"}``.
+    """
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise exc(f"{name}: keys must be str; got the {type_name(key)} key {key!r}")
+            if isinstance(item, (dict, list, tuple)):
+                _check_keys(item, name, exc)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            if isinstance(item, (dict, list, tuple)):
+                _check_keys(item, name, exc)
 
 
 def optional_metadata(
@@ -211,7 +232,9 @@ def attachments(
     Base64 mode keeps ``{filename, mime_type, data}`` with ``data`` a strictly
     valid base64 string.  Form-data mode keeps raw bytes (file objects are read
     now, so the bytes tracked are the bytes sent) with a filename and MIME type
-    filled in when missing.
+    filled in when missing.  *max_bytes* bounds the decoded bytes of the whole
+    call, not of each file: they travel in one request, which the backend
+    bounds too.
     """
     exc = InvalidAttachmentException
     if not isinstance(value, list):
@@ -220,6 +243,7 @@ def attachments(
         raise exc(f"{name}: must not be empty")
     out: list[dict[str, Any]] = []
     size = EVENT_OVERHEAD
+    total = 0
     for i, att in enumerate(value):
         where = f"{name}[{i}]"
         if not isinstance(att, dict):
@@ -239,14 +263,19 @@ def attachments(
                 raw_len = len(base64.b64decode(data, validate=True))
             except (binascii.Error, ValueError):
                 raise exc(f"{where}.data: is not valid base64 ({filename!r})") from None
-            if raw_len > max_bytes:
-                raise exc(f"{where}.data: {raw_len} bytes decoded; the limit is {max_bytes}")
+            total += raw_len
+            if total > max_bytes:
+                raise exc(
+                    f"{where}.data: {raw_len} bytes decoded brings the call to {total}; "
+                    f"the limit is {max_bytes} bytes per call"
+                )
             out.append({"filename": filename, "mime_type": mime, "data": data})
             size += len(data) + len(filename) + len(mime) + 48
         else:
             if "data" not in att:
                 raise exc(f"{where}: missing required key: 'data'")
-            raw = _read_bytes(att["data"], f"{where}.data", max_bytes)
+            raw = _read_bytes(att["data"], f"{where}.data", max_bytes - total)
+            total += len(raw)
             given_name = att.get("filename")
             given_mime = att.get("mime_type") or att.get("content_type")
             name_ = (
@@ -285,7 +314,7 @@ def _read_bytes(data: Any, name: str, max_bytes: int) -> bytes:
     else:
         raise exc(f"{name}: must be bytes or a file object, got {type_name(data)}")
     if len(raw) > max_bytes:
-        raise exc(f"{name}: is larger than the limit of {max_bytes} bytes")
+        raise exc(f"{name}: is larger than the {max_bytes} bytes left of the per-call limit")
     return raw
 
 
@@ -316,7 +345,16 @@ def parse_iso(value: str, name: str = "timestamp") -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
-def non_negative_number(value: Any, name: str, *, integer: bool = False) -> float | int | None:
+#: Largest duration accepted (ms): ten years.  Beyond it a value is a bug, and
+#: converting it to nanoseconds for the wire would overflow.
+MAX_DURATION_MS = 10 * 365 * 24 * 3600 * 1000
+#: Largest token count accepted: fits a signed 64-bit integer with room to add up.
+MAX_TOKENS = 2**53
+
+
+def non_negative_number(
+    value: Any, name: str, *, integer: bool = False, maximum: float = MAX_DURATION_MS
+) -> float | int | None:
     if value is None:
         return None
     ok_types = (int,) if integer else (int, float)
@@ -327,6 +365,8 @@ def non_negative_number(value: Any, name: str, *, integer: bool = False) -> floa
         raise InvalidConversationDataException(f"{name}: must be finite")
     if value < 0:
         raise InvalidConversationDataException(f"{name}: must not be negative, got {value}")
+    if value > maximum:
+        raise InvalidConversationDataException(f"{name}: {value} is larger than {maximum}")
     return value
 
 
@@ -337,4 +377,6 @@ def token_count(value: Any, name: str) -> int:
         raise InvalidConversationDataException(f"{name}: must be an int, got {type_name(value)}")
     if value < 0:
         raise InvalidConversationDataException(f"{name}: must not be negative, got {value}")
+    if value > MAX_TOKENS:
+        raise InvalidConversationDataException(f"{name}: {value} is larger than {MAX_TOKENS}")
     return value

@@ -161,10 +161,25 @@ async def test_message_limit_and_attachment_limit() -> None:
             await tracker.track_attachments(
                 [{"filename": "a", "mime_type": "t/p", "data": B64}], conversation_id="l"
             )
-        with pytest.raises(InvalidAttachmentException, match="larger than the limit"):
+        with pytest.raises(InvalidAttachmentException, match="per-call limit"):
             await tracker.track_attachments(
                 [{"data": io.BytesIO(b"12345")}], mode="form_data", conversation_id="l"
             )
+        # the limit holds for the whole call: 3 + 2 bytes in two files is over 4
+        with pytest.raises(InvalidAttachmentException, match=r"attachments\[1\].data"):
+            await tracker.track_attachments(
+                [{"data": b"123"}, {"data": b"45"}], mode="form_data", conversation_id="l"
+            )
+        with pytest.raises(InvalidConversationDataException, match=r"duration_ms: .* larger"):
+            await tracker.track_action("a", duration_ms=1e308, conversation_id="l")
+        with pytest.raises(InvalidConversationDataException, match=r"prompt_tokens: .* larger"):
+            await tracker.track_token_usage(prompt_tokens=2**63, conversation_id="l")
+        with pytest.raises(InvalidQuestionDataException, match="metadata: keys must be str"):
+            await tracker.track_human_message("m", metadata={1: "a", "1": "b"},
+                                              conversation_id="l")
+        with pytest.raises(InvalidQuestionDataException, match="keys must be str"):
+            await tracker.track_human_message("m", metadata={"deep": [{None: 1}]},
+                                              conversation_id="l")
 
 
 async def test_accepted_values_arrive_as_sent() -> None:
