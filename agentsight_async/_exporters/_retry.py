@@ -211,7 +211,32 @@ async def send_with_retry(
     if clock() >= deadline:
         return RetryFailure(RETRIES_EXHAUSTED, 0)
 
+    # The first attempt runs without tenacity: setting up its machinery costs
+    # ~45 µs, as much as everything else we do per REST item, and almost every
+    # request succeeds at once.  A transient first failure is handed to
+    # tenacity as its attempt 1 (replayed, not re-sent), so waits, stops,
+    # logging and attempt numbers are exactly what tenacity alone would do.
+    stats.requests += 1
+    first: httpx.Response | BaseException
+    try:
+        first = await send()
+    except httpx.TransportError as exc:
+        first = exc
+    except httpx.HTTPError as exc:  # not transient: the request itself cannot work
+        return RetryFailure(REJECTED, 1, exception=exc)
+    else:
+        if not isinstance(first, httpx.Response):
+            raise TypeError(f"send() returned {type(first).__name__}, not an httpx.Response")
+        if not should_retry(first.status_code):
+            return first
+    replay = [first]
+
     async def attempt() -> httpx.Response:
+        if replay:
+            outcome = replay.pop()
+            if isinstance(outcome, BaseException):
+                raise outcome
+            return outcome
         stats.requests += 1
         return await send()
 

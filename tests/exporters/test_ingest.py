@@ -6,21 +6,26 @@ import base64
 import gzip
 import json
 import logging
+import random
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pydantic_core
 import pytest
 
 from agentsight_async import _events as ev_mod
 from agentsight_async._events import event_uuid, iso_from_ns, span_id
 from agentsight_async._exporters._base import Batch, ConversationBatch
 from agentsight_async._exporters._ingest import (
+    BlockEncoder,
     IngestExporter,
     action_window,
     build_block,
+    build_payload,
     encode_body,
     otel_template,
+    payload_json,
     rejected_blocks,
 )
 
@@ -641,3 +646,116 @@ async def test_retries_exhausted(exporter, server, make_event, clock) -> None:
     assert "HTTP 503" in (out[0][0].error or "")
     assert errors[0]["reason"] == "retries_exhausted"
     assert clock.now < 1000 + 10 + 1
+
+
+# --- the direct JSON writer -------------------------------------------------------------
+
+
+def _encode_blocks(convs, otel, **kw) -> bytes:
+    blocks = []
+    for conv, skip, uploaded in convs:
+        enc = BlockEncoder(
+            conv, otel, pydantic_core.to_json(otel).decode(), uploaded=uploaded, **kw
+        )
+        for i, ev in enumerate(conv.events):
+            if i not in skip:
+                enc.add(i, ev)
+        blocks.append(enc.finish())
+    return payload_json(blocks)
+
+
+_TRICKY = [
+    "",
+    "plain",
+    "é ü 日本 🎉",
+    'q"uo\\te',
+    "ctl\x00\x01\x1f\x7f\n\t\r",
+    "\u2028",
+    "x" * 17_000,
+]
+
+
+def test_block_encoder_bytes_equal_dict_path(make_event) -> None:
+    """BlockEncoder + payload_json == to_json(build_payload(build_block(...))), byte for byte,
+    for every kind, odd strings, same-microsecond events, skips and uploads."""
+    rng = random.Random(3)
+    otel = otel_template("inst")
+    for _trial in range(300):
+        convs = []
+        dict_blocks = []
+        for c in range(rng.randrange(1, 4)):
+            cid = f"c{c}{rng.choice(_TRICKY)[:20]}"
+            events = [
+                make_event.conversation(cid, name=rng.choice([None, "n"]), environment="production")
+            ]
+            for _ in range(rng.randrange(1, 10)):
+                text = rng.choice(_TRICKY)
+                kind = rng.randrange(6)
+                if kind == 0:
+                    events.append(
+                        make_event(
+                            ev_mod.QUESTION,
+                            cid,
+                            content=text,
+                            metadata=rng.choice([{}, {"k": text}]),
+                        )
+                    )
+                elif kind == 1:
+                    atts = [{"filename": "a.txt", "mime_type": "text/plain", "data": b"abc"}]
+                    events.append(make_event.answer(text, cid, attachments=atts))
+                elif kind == 2:
+                    events.append(
+                        make_event(ev_mod.ACTION, cid, action_name=text, error_msg=text or None)
+                    )
+                elif kind == 3:
+                    events.append(
+                        make_event(ev_mod.BUTTON, cid, button_event="b", label=text, value="v")
+                    )
+                elif kind == 4:
+                    events.append(make_event(ev_mod.TOKEN_USAGE, cid, prompt_tokens=3, model="m"))
+                else:
+                    events.append(make_event(ev_mod.QUESTION, cid, content=text, sender=text))
+                if rng.random() < 0.3:  # same microsecond as the previous event
+                    last = events[-1]
+                    events.append(
+                        ev_mod.Event(
+                            ev_mod.ANSWER,
+                            cid,
+                            last.ts_ns + rng.randrange(1000),
+                            ev_mod.next_seq(),
+                            {"content": text},
+                            10,
+                        )
+                    )
+            conv = ConversationBatch(cid, events, {"environment": "staging"})
+            skip = frozenset(i for i in range(len(events)) if rng.random() < 0.1)
+            uploaded = frozenset(i for i in range(len(events)) if rng.random() < 0.5)
+            convs.append((conv, skip, uploaded))
+            dict_blocks.append(
+                build_block(
+                    conv,
+                    otel,
+                    skip=skip,
+                    uploaded=uploaded,
+                    allowed_environments=frozenset({"production"}),
+                )
+            )
+        expected = pydantic_core.to_json(build_payload(dict_blocks))
+        got = _encode_blocks(convs, otel, allowed_environments=frozenset({"production"}))
+        assert got == expected
+        assert json.loads(got) == build_payload(dict_blocks)
+
+
+def test_block_encoder_surrogate_fails_like_the_serialiser(make_event) -> None:
+    conv = ConversationBatch("c", [make_event.question("\ud800")], {})
+    enc = BlockEncoder(conv, otel_template("i"), "{}")
+    with pytest.raises(pydantic_core.PydanticSerializationError):
+        enc.add(0, conv.events[0])
+
+
+async def test_export_body_is_the_encoded_payload(exporter, server, make_event, clock) -> None:
+    events = [make_event.question(f"q{i}") for i in range(300)]
+    conv = ConversationBatch("c", events, {})
+    await exporter.export(batch_of(conv), clock.now + 60)
+    sent = body_of(server.posts()[0])
+    assert sent == build_payload([build_block(conv, exporter._otel)])

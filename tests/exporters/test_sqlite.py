@@ -25,8 +25,13 @@ def test_sync_tracker_records_a_whole_conversation(tmp_path: Path) -> None:
     tracker.get_or_create_conversation("rec-1", name="Recorded", customer_id="cust-9")
     tracker.track_human_message(
         "Hello <script>x</script>",
-        attachments=[{"filename": "a.txt", "mime_type": "text/plain",
-                      "data": base64.b64encode(b"hi").decode()}],
+        attachments=[
+            {
+                "filename": "a.txt",
+                "mime_type": "text/plain",
+                "data": base64.b64encode(b"hi").decode(),
+            }
+        ],
     )
     tracker.track_action("lookup", duration_ms=12, tools_used={"db": "orders"}, response="ok")
     tracker.track_agent_message("Found it")
@@ -36,15 +41,28 @@ def test_sync_tracker_records_a_whole_conversation(tmp_path: Path) -> None:
     result = tracker.send_tracked_data()
     tracker.close()
     assert result["summary"] == {
-        "questions": 1, "answers": 1, "attachments": 1, "actions": 2, "buttons": 1, "errors": 0,
+        "questions": 1,
+        "answers": 1,
+        "attachments": 1,
+        "actions": 2,
+        "buttons": 1,
+        "errors": 0,
     }
     row, items = transcript(db, "rec-1")
     assert row["name"] == "Recorded"
     assert row["customer_id"] == "cust-9"
     assert row["is_used"] is True
     assert row["token_usage"]["total_tokens"] == 15
-    kinds = [(i["type"], i.get("content") or i.get("action_name") or i.get("label")
-              or [f["filename"] for f in i.get("files", [])]) for i in items]
+    kinds = [
+        (
+            i["type"],
+            i.get("content")
+            or i.get("action_name")
+            or i.get("label")
+            or [f["filename"] for f in i.get("files", [])],
+        )
+        for i in items
+    ]
     assert kinds == [
         ("message", "Hello <script>x</script>"),
         ("attachment", ["a.txt"]),
