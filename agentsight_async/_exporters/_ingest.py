@@ -80,8 +80,6 @@ SLICE_SECONDS: Final = 0.0005
 SLICE_CHECK: Final = 16
 #: Bodies at least this large are gzipped in a worker thread, not on the loop.
 OFFLOAD_GZIP_BYTES: Final = 64 * 1024
-#: Longest string attribute the server keeps whole (it cuts the rest itself).
-ATTR_MAX_CHARS: Final = 16_384
 
 #: Block keys the server accepts besides conversation_id/spans (it rejects unknown keys).
 BLOCK_FIELDS: Final = (
@@ -199,12 +197,6 @@ def attachment_timestamp(ev: Event) -> str:
     return iso_utc(ev.ts_ns + LINKED_OFFSET_NS)
 
 
-def _clip(value: Any) -> Any:
-    if isinstance(value, str) and len(value) > ATTR_MAX_CHARS:
-        return value[:ATTR_MAX_CHARS] + "...[truncated]"
-    return value
-
-
 def decoded_size(data: Any) -> int:
     """Bytes of an attachment's content: raw bytes, or a base64 string's decoded length."""
     if isinstance(data, (bytes, bytearray)):
@@ -254,10 +246,13 @@ class SpanBuilder:
         attributes["agentsight.span.kind"] = kind
         attributes["agentsight.entity.name"] = name
         if attrs:
-            attributes.update((k, _clip(v)) for k, v in attrs.items())
+            # Values go whole: the backend applies its own limits (§3.4 - plain
+            # strings cut at 16,384 characters, JSON strings shrunk so that they
+            # still parse). Cutting here would break JSON attributes.
+            attributes.update(attrs)
         otel = self.otel
         if status_description is not None:
-            otel = {**otel, "status_description": _clip(status_description)}
+            otel = {**otel, "status_description": status_description}
         self.starts.append(start_ns)
         started = iso_utc(start_ns)
         return {

@@ -154,22 +154,7 @@ async def test_token_count_beyond_int64_is_refused_or_delivered(
     _assert_refused_or_delivered(stored, stats, "prompt_tokens")
 
 
-@pytest.mark.parametrize(
-    "protocol",
-    [
-        pytest.param(
-            "ingest",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="bug: _ingest.SpanBuilder.span clips JSON-string attributes "
-                "(agentsight.metadata, agentsight.tool.arguments) at 16,384 chars like plain "
-                "text, so they no longer parse; the collector stores {'_raw': ...}.  Protocol "
-                "§3.4: JSON attributes are shrunk so that the result always parses",
-            ),
-        ),
-        "rest",
-    ],
-)
+@pytest.mark.parametrize("protocol", ["ingest", "rest"])
 async def test_large_metadata_on_a_button_arrives_intact(
     protocol: str, collector: LocalCollector
 ) -> None:
@@ -185,22 +170,7 @@ async def test_large_metadata_on_a_button_arrives_intact(
     assert json.loads(raw) == meta
 
 
-@pytest.mark.parametrize(
-    "protocol",
-    [
-        pytest.param(
-            "ingest",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="limit mismatch: track_action(response=...) accepts up to "
-                "max_message_chars (1,000,000) but ingest cuts string attributes at 16,384 "
-                "chars + '...[truncated]' (_ingest.ATTR_MAX_CHARS), so the call is accepted "
-                "and arrives changed; REST keeps it whole",
-            ),
-        ),
-        "rest",
-    ],
-)
+@pytest.mark.parametrize("protocol", ["ingest", "rest"])
 async def test_long_action_response_arrives_whole(protocol: str, collector: LocalCollector) -> None:
     response = "r" * 20_000
     stored, stats = await _bracketed(
