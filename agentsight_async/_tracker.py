@@ -484,7 +484,8 @@ class AsyncConversationTracker:
         conversation_id: str | None = None,
     ) -> None:
         """Track a message from the end user (``sender: end_user``)."""
-        await self._room()
+        if self._must_wait():
+            await self._wait_for_room()
         self._message(QUESTION, message, attachments, attachment_mode, metadata, conversation_id)
 
     async def track_agent_message(
@@ -497,7 +498,8 @@ class AsyncConversationTracker:
         conversation_id: str | None = None,
     ) -> None:
         """Track a message from the agent (``sender: agent``)."""
-        await self._room()
+        if self._must_wait():
+            await self._wait_for_room()
         self._message(ANSWER, message, attachments, attachment_mode, metadata, conversation_id)
 
     async def track_action(
@@ -514,7 +516,8 @@ class AsyncConversationTracker:
         conversation_id: str | None = None,
     ) -> None:
         """Track an action or tool call (name, timing, tools, response or error)."""
-        await self._room()
+        if self._must_wait():
+            await self._wait_for_room()
         self._action(
             conversation_id,
             action_name,
@@ -537,7 +540,8 @@ class AsyncConversationTracker:
         conversation_id: str | None = None,
     ) -> None:
         """Track a button click."""
-        await self._room()
+        if self._must_wait():
+            await self._wait_for_room()
         self._button(conversation_id, button_event, label, value, metadata)
 
     async def track_attachments(
@@ -550,7 +554,8 @@ class AsyncConversationTracker:
         conversation_id: str | None = None,
     ) -> None:
         """Track files on their own (``mode`` ``base64`` or ``form_data``)."""
-        await self._room()
+        if self._must_wait():
+            await self._wait_for_room()
         self._attachments(conversation_id, attachments, sender, metadata, mode)
 
     async def track_token_usage(
@@ -565,7 +570,8 @@ class AsyncConversationTracker:
         conversation_id: str | None = None,
     ) -> None:
         """Add one LLM call's token counts to the conversation (sent as its own event)."""
-        await self._room()
+        if self._must_wait():
+            await self._wait_for_room()
         self._token_usage(
             conversation_id,
             prompt_tokens,
@@ -763,16 +769,18 @@ class AsyncConversationTracker:
         self._loop = None
         self._owned_loop = False
 
-    async def _room(self) -> None:
-        """Enter an ``await track_*``: start the flusher, wait for room if the queue is full.
+    def _must_wait(self) -> bool:
+        """Enter an ``await track_*``: start the flusher; True if it should wait for room.
 
         Sync calls never wait (they drop and count); awaiting callers may wait
-        up to ``backpressure_timeout`` for the flusher to free space first.
+        up to ``backpressure_timeout`` for the flusher to free space first.  A
+        plain function, so the common case costs no extra coroutine.
         """
         self._bind_running_loop()
+        return self.settings.backpressure_timeout > 0 and not self._disabled and self._queues.full()
+
+    async def _wait_for_room(self) -> None:
         budget = self.settings.backpressure_timeout
-        if budget <= 0 or self._disabled or not self._queues.full():
-            return
         deadline = time.monotonic() + budget
         delay = 0.002
         while self._queues.full() and time.monotonic() < deadline:

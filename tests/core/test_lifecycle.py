@@ -240,3 +240,23 @@ def test_configure_switches_endpoint_and_keeps_queued_events(tmp_path: Path) -> 
     with pytest.raises(Exception, match="AGENTSIGHT_API_ENDPOINT"):
         tracker.configure(endpoint="ftp://nowhere")
     tracker.close()
+
+
+async def test_await_waits_for_room_while_sync_calls_drop() -> None:
+    url = "memory://backpressure"
+    async with AsyncConversationTracker(
+        api_endpoint=url, max_queue_events=20, batch_size=10, backpressure_timeout=10
+    ) as tracker:
+        for i in range(500):
+            await tracker.track_human_message(f"b{i}", conversation_id="bp")
+        assert await tracker.flush(timeout=10)
+        waited = tracker.stats()
+    assert waited["dropped_total"] == 0
+    assert [r["data"]["content"] for r in recorded(url, "bp")] == [f"b{i}" for i in range(500)]
+
+    sync = ConversationTracker(endpoint="memory://backpressure-sync", max_queue_events=20,
+                               flush_interval=3600, batch_size=1000)
+    for i in range(50):
+        sync.track_human_message(f"s{i}", conversation_id="bp")
+    assert sync.stats()["dropped"]["queue_full"] == 30  # never blocks: drops and counts
+    sync.close()
