@@ -10,7 +10,7 @@ import hmac
 import json
 import re
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -22,6 +22,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 API_KEY_RE = re.compile(r"^ags_[a-f0-9]{32}_[a-f0-9]{6}$", re.IGNORECASE)
 
 _MIME_RE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+$")
+
+_from_json: Callable[..., Any] | None
+try:
+    from pydantic_core import from_json as _from_json
+except ImportError:  # pragma: no cover - pydantic is an SDK dependency
+    _from_json = None
 
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
@@ -70,11 +76,17 @@ class RequestError(Exception):
 
 
 async def read_body(request: Request, *, max_bytes: int, max_decompressed: int) -> bytes:
-    """The request body, bounded on the wire and after gzip.
+    """The request body, bounded on the wire and after gzip (see :func:`read_raw_body`)."""
+    raw = await read_raw_body(request, max_bytes=max_bytes)
+    return decode_body(raw, request.headers.get("content-encoding"), max_decompressed)
+
+
+async def read_raw_body(request: Request, *, max_bytes: int) -> bytes:
+    """The request body as sent, bounded on the wire.
 
     ``Content-Length`` over the limit is refused before reading anything; a
     body streamed without (or lying about) its length is cut off as soon as
-    it passes the limit.  Gzip is inflated by :func:`gunzip_bounded`.
+    it passes the limit.
     """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
@@ -86,8 +98,15 @@ async def read_body(request: Request, *, max_bytes: int, max_decompressed: int) 
         if total > max_bytes:
             raise RequestError(413, f"Request body exceeds the {max_bytes}-byte limit.")
         chunks.append(chunk)
-    raw = b"".join(chunks)
-    encoding = request.headers.get("content-encoding", "").strip().lower()
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def decode_body(raw: bytes, content_encoding: str | None, max_decompressed: int) -> bytes:
+    """*raw* undone of its ``Content-Encoding``: none, or gzip inflated by :func:`gunzip_bounded`.
+
+    Synchronous and CPU-bound: the app calls it off the event loop.
+    """
+    encoding = (content_encoding or "").strip().lower()
     if encoding in ("", "identity"):
         return raw
     if encoding in ("gzip", "x-gzip"):
@@ -129,7 +148,22 @@ def _reject_constant(name: str) -> Any:
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
-    """A JSON object from *body*, or a 400 whose detail says what is wrong."""
+    """A JSON object from *body*, or a 400 whose detail says what is wrong.
+
+    ``pydantic_core.from_json`` (pydantic is an SDK dependency) parses a large
+    ingest body about a third faster than :func:`json.loads`.  Whatever it
+    refuses is parsed again by :func:`json.loads`, which decides: it gives
+    the error messages clients see (``NaN``, ``Infinity``) and it accepts what
+    it always accepted (e.g. an escaped lone surrogate).
+    """
+    if _from_json is not None:
+        try:
+            value = _from_json(body, allow_inf_nan=False)
+        except ValueError:
+            pass
+        else:
+            if isinstance(value, dict):
+                return value
     if not body.strip():
         raise RequestError(400, "Request body is empty; expected a JSON object.")
     try:

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import _timeutil
 from ._errors import FieldValidationError, NotFoundError
 from ._validate import DEFAULT_ENVIRONMENT
+
+_to_json: Callable[[Any], bytes] | None
+try:
+    from pydantic_core import to_json as _to_json
+except ImportError:  # pragma: no cover - pydantic is an SDK dependency
+    _to_json = None
 
 #: The one agent this collector serves (``GET /api/me/`` reports it).
 DEFAULT_AGENT_ID = 1
@@ -26,6 +32,21 @@ def dumps(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
+def dumps_json(value: Any) -> str:
+    """Compact JSON text of a parsed JSON value, fast (the ingest span archive).
+
+    ``pydantic_core.to_json`` (pydantic is an SDK dependency) is several times
+    faster than :func:`json.dumps`; anything it cannot serialise goes through
+    :func:`dumps`, so this never fails where ``dumps`` would not.
+    """
+    if _to_json is not None:
+        try:
+            return _to_json(value).decode()
+        except (ValueError, TypeError, UnicodeDecodeError):  # pragma: no cover - exotic input
+            pass
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def loads(value: str | None) -> Any:
     return None if value is None else json.loads(value)
 
@@ -35,6 +56,50 @@ def new_id(conn: sqlite3.Connection, kind: str) -> int:
     cur = conn.execute("INSERT INTO object_ids (kind) VALUES (?)", (kind,))
     assert cur.lastrowid is not None
     return cur.lastrowid
+
+
+def last_id(conn: sqlite3.Connection) -> int:
+    """The highest id the shared sequence has handed out (0 for a fresh database).
+
+    ``object_ids`` is ``AUTOINCREMENT``, so ``sqlite_sequence`` holds the largest
+    id ever used, also for rows inserted with an explicit id; the ``max(id)``
+    term only guards a hand-edited file.  Inside a write transaction nobody
+    else can take ids, so a caller may hand out ``last_id + 1, + 2, ...`` itself
+    and insert them with :data:`INSERT_OBJECT_IDS` before anyone calls
+    :func:`new_id` again.
+    """
+    row = conn.execute("SELECT " + LAST_ID_SQL).fetchone()
+    return int(row[0])
+
+
+#: A SQL expression: the highest id the shared sequence has handed out (see :func:`last_id`).
+LAST_ID_SQL = (
+    "max(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'object_ids'), 0), "
+    "COALESCE((SELECT max(id) FROM object_ids), 0))"
+)
+
+
+INSERT_OBJECT_IDS = "INSERT INTO object_ids (id, kind) VALUES (?, ?)"
+INSERT_MESSAGE = (
+    "INSERT INTO messages (id, conversation, sender, content, metadata, timestamp, ts_us, "
+    "span_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_ACTION = """
+    INSERT INTO actions (id, conversation, action_name, started_at, ended_at, duration_ms,
+        tools_used, response, error_msg, status, metadata, is_token_usage, timestamp, ts_us,
+        span_id, created_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+INSERT_BUTTON = (
+    "INSERT INTO buttons (id, conversation, button_event, label, value, metadata, timestamp, "
+    "ts_us, span_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_USAGE = """
+    INSERT INTO token_usage (id, conversation, input_tokens, output_tokens, embedding_tokens,
+        cache_read_tokens, cache_write_tokens, total_tokens, model, system, origin, action,
+        timestamp, ts_us, span_id, created_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
 
 
 def upsert_conversation(
@@ -107,19 +172,27 @@ def touch(
     used: bool,
 ) -> None:
     """Widen the conversation's time span and maybe mark it used."""
-    last = last or first
     conn.execute(
-        """
-        UPDATE conversations SET
-            started_at = CASE WHEN ? < started_us THEN ? ELSE started_at END,
-            started_us = MIN(started_us, ?),
-            last_activity = CASE WHEN ? > last_activity_us THEN ? ELSE last_activity END,
-            last_activity_us = MAX(last_activity_us, ?),
-            is_used = MAX(is_used, ?)
-        WHERE id = ?
-        """,
-        (first[1], first[0], first[1], last[1], last[0], last[1], int(used), pk),
+        f"UPDATE conversations SET {TOUCH_ASSIGNMENTS} WHERE id = ?",
+        (*touch_params(first, last, used), pk),
     )
+
+
+#: The assignments of :func:`touch`; their parameters are :func:`touch_params`.
+TOUCH_ASSIGNMENTS = (
+    "started_at = CASE WHEN ? < started_us THEN ? ELSE started_at END, "
+    "started_us = MIN(started_us, ?), "
+    "last_activity = CASE WHEN ? > last_activity_us THEN ? ELSE last_activity END, "
+    "last_activity_us = MAX(last_activity_us, ?), "
+    "is_used = MAX(is_used, ?)"
+)
+
+
+def touch_params(
+    first: tuple[str, int], last: tuple[str, int] | None, used: bool
+) -> tuple[Any, ...]:
+    last = last or first
+    return (first[1], first[0], first[1], last[1], last[0], last[1], int(used))
 
 
 def resolve_conversation(
@@ -140,6 +213,17 @@ def resolve_conversation(
     business id).  A linked message must belong to the resolved conversation.
     """
     pk: int | None = ref.get("pk")
+    if pk is not None and message_pk is None and touch_times:
+        # The common REST case in one statement: touch it, and the row count says it exists.
+        cur = conn.execute(
+            f"UPDATE conversations SET {TOUCH_ASSIGNMENTS} WHERE id = ? AND agent_id = ?",
+            (*touch_params(at, None, used), pk, agent_id),
+        )
+        if cur.rowcount == 0:
+            raise FieldValidationError(
+                {"conversation": [f'Invalid pk "{pk}" - object does not exist.']}
+            )
+        return pk
     if pk is not None:
         row = conn.execute(
             "SELECT id FROM conversations WHERE id = ? AND agent_id = ?", (pk, agent_id)
@@ -196,32 +280,55 @@ def insert_token_usage(
 ) -> int:
     pk = new_id(conn, "token_usage")
     conn.execute(
-        """
-        INSERT INTO token_usage (id, conversation, input_tokens, output_tokens, embedding_tokens,
-            cache_read_tokens, cache_write_tokens, total_tokens, model, system, origin, action,
-            timestamp, ts_us, span_id, created_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-        """,
-        (
+        INSERT_USAGE,
+        token_usage_row(
             pk,
             conversation,
-            counts.get("input_tokens", 0),
-            counts.get("output_tokens", 0),
-            counts.get("embedding_tokens", 0),
-            counts.get("cache_read_tokens", 0),
-            counts.get("cache_write_tokens", 0),
-            counts.get("total_tokens", 0),
-            model,
-            system,
-            origin,
-            action,
-            at[0],
-            at[1],
-            span_id,
-            _timeutil.now_iso(),
+            counts,
+            model=model,
+            system=system,
+            origin=origin,
+            at=at,
+            action=action,
+            span_id=span_id,
+            now=_timeutil.now_iso(),
         ),
     )
     return pk
+
+
+def token_usage_row(
+    pk: int,
+    conversation: int,
+    counts: Mapping[str, int],
+    *,
+    model: str | None,
+    system: str | None,
+    origin: str,
+    at: tuple[str, int],
+    action: int | None,
+    span_id: str | None,
+    now: str,
+) -> tuple[Any, ...]:
+    """The parameters of :data:`INSERT_USAGE`."""
+    return (
+        pk,
+        conversation,
+        counts.get("input_tokens", 0),
+        counts.get("output_tokens", 0),
+        counts.get("embedding_tokens", 0),
+        counts.get("cache_read_tokens", 0),
+        counts.get("cache_write_tokens", 0),
+        counts.get("total_tokens", 0),
+        model,
+        system,
+        origin,
+        action,
+        at[0],
+        at[1],
+        span_id,
+        now,
+    )
 
 
 def insert_attachment(

@@ -144,10 +144,11 @@ class Storage:
         stored for a conversation are counted in ``duplicates`` and skipped.
         """
         blocks = _validate.ingest(payload)
+        now = now_iso()
         results = []
         for block in blocks:
             with self._write() as conn:
-                results.append(_ingest.apply_block(conn, agent_id, block))
+                results.append(_ingest.apply_block(conn, agent_id, block, now=now))
         return {
             "accepted": sum(r["accepted"] for r in results),
             "duplicates": sum(r["duplicates"] for r in results),

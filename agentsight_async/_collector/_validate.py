@@ -485,56 +485,57 @@ def _ingest_block(block: Any, errors: Errors) -> dict[str, Any] | None:
 
 
 def _span(raw: Any, index: int, errors: Errors) -> dict[str, Any] | None:
-    where = f"span {index}"
+    # The hot path of ingest validation (once per span): messages are only
+    # formatted on error, and each key is read once.
     if not isinstance(raw, dict):
-        errors.add("spans", f"{where}: expected an object.")
+        errors.add("spans", f"span {index}: expected an object.")
         return None
-    span_id = raw.get("span_id")
+    get = raw.get
+    span_id = get("span_id")
     if not isinstance(span_id, str) or not span_id or len(span_id) > 64:
-        errors.add("spans", f"{where}: 'span_id' must be a non-empty string.")
+        errors.add("spans", f"span {index}: 'span_id' must be a non-empty string.")
         return None
-    attributes = raw.get("attributes") or {}
-    events = raw.get("events") or []
+    attributes = get("attributes") or {}
+    events = get("events") or []
     if not isinstance(attributes, dict) or not isinstance(events, list):
-        errors.add("spans", f"{where}: 'attributes' must be an object and 'events' a list.")
+        errors.add("spans", f"span {index}: 'attributes' must be an object and 'events' a list.")
         return None
-    started = _span_time(raw.get("started_at"), where, "started_at", errors, required=True)
-    ended = _span_time(raw.get("ended_at"), where, "ended_at", errors, required=False)
+    started = _span_time(get("started_at"), index, "started_at", errors, required=True)
+    ended = _span_time(get("ended_at"), index, "ended_at", errors, required=False)
     if started is None:
         return None
-    kind = raw.get("kind") or attributes.get("agentsight.span.kind") or "unknown"
+    kind = get("kind") or attributes.get("agentsight.span.kind") or "unknown"
     parsed_events = []
     for j, event in enumerate(events):
-        if not isinstance(event, dict) or not isinstance(event.get("attributes") or {}, dict):
-            errors.add("spans", f"{where}: event {j} must be an object with attributes.")
+        ev_attrs = event.get("attributes") or {} if isinstance(event, dict) else None
+        if not isinstance(ev_attrs, dict):
+            errors.add("spans", f"span {index}: event {j} must be an object with attributes.")
             return None
-        ev_time = _span_time(
-            event.get("timestamp"), where, f"event {j} timestamp", errors, required=False
-        )
-        ts = ev_time or started
+        ev_ts = event.get("timestamp")
+        if ev_ts is None:
+            ts = started
+        else:
+            ts = _span_time(ev_ts, index, f"event {j} timestamp", errors, required=False) or started
         parsed_events.append(
-            {
-                "name": event.get("name"),
-                "timestamp": ts[0],
-                "ts_us": ts[1],
-                "attributes": event.get("attributes") or {},
-            }
+            {"name": event.get("name"), "timestamp": ts[0], "ts_us": ts[1], "attributes": ev_attrs}
         )
+    trace_id = get("trace_id")
+    parent = get("parent_span_id")
+    name = get("name")
+    duration = get("duration_ms")
+    status = get("status")
     return {
         "span_id": span_id,
-        "trace_id": raw.get("trace_id") if isinstance(raw.get("trace_id"), str) else None,
-        "parent_span_id": raw.get("parent_span_id")
-        if isinstance(raw.get("parent_span_id"), str)
-        else None,
+        "trace_id": trace_id if isinstance(trace_id, str) else None,
+        "parent_span_id": parent if isinstance(parent, str) else None,
         "kind": str(kind)[:64],
-        "name": raw.get("name") if isinstance(raw.get("name"), str) else None,
+        "name": name if isinstance(name, str) else None,
         "started_at": started[0],
         "started_us": started[1],
         "ended_at": ended[0] if ended else None,
-        "duration_ms": raw.get("duration_ms")
-        if isinstance(raw.get("duration_ms"), (int, float))
-        else None,
-        "status": raw.get("status") if isinstance(raw.get("status"), str) else None,
+        "ended_us": ended[1] if ended else None,
+        "duration_ms": duration if isinstance(duration, (int, float)) else None,
+        "status": status if isinstance(status, str) else None,
         "attributes": attributes,
         "events": parsed_events,
         "raw": raw,
@@ -542,16 +543,16 @@ def _span(raw: Any, index: int, errors: Errors) -> dict[str, Any] | None:
 
 
 def _span_time(
-    value: Any, where: str, what: str, errors: Errors, *, required: bool
+    value: Any, index: int, what: str, errors: Errors, *, required: bool
 ) -> tuple[str, int] | None:
     if value is None:
         if required:
-            errors.add("spans", f"{where}: '{what}' is required.")
+            errors.add("spans", f"span {index}: '{what}' is required.")
         return None
     if isinstance(value, str):
         try:
-            return value, _timeutil.iso_to_us(value)
+            return value, _timeutil.iso_to_us_cached(value)
         except ValueError:
             pass
-    errors.add("spans", f"{where}: '{what}' is not an ISO 8601 timestamp.")
+    errors.add("spans", f"span {index}: '{what}' is not an ISO 8601 timestamp.")
     return None

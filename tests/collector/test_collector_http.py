@@ -153,6 +153,14 @@ def test_malformed_json_is_400_with_a_useful_detail(
         assert fragment in r.json()["detail"]
 
 
+def test_json_bodies_the_standard_parser_accepts_stay_accepted(client: httpx.Client) -> None:
+    # A UTF-8 byte order mark: refused by the fast parser, accepted by json.loads as before.
+    body = b"\xef\xbb\xbf" + json.dumps({"conversation_id": "bom"}).encode()
+    r = client.post("/api/conversations/", content=body)
+    assert r.status_code == 201
+    assert r.json()["conversation_id"] == "bom"
+
+
 def test_field_errors_are_drf_shaped_with_string_messages(client: httpx.Client) -> None:
     r = client.post("/api/track/", json={"conversation_id": "c", "sender": "robot", "content": 5})
     assert r.status_code == 400

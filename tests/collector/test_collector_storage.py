@@ -295,6 +295,110 @@ def test_ingest_fields_overwrite_and_conversation_spans_do_not_mark_used(
     assert (second["name"], second["environment"], second["is_used"]) == ("B", "production", True)
 
 
+def _turn(span_id: str, content: str, at: str = "2026-01-01T00:00:00+00:00") -> dict[str, Any]:
+    return {
+        "span_id": span_id,
+        "kind": "turn",
+        "started_at": at,
+        "ended_at": at,
+        "attributes": {"agentsight.turn.complete": True},
+        "events": [
+            {
+                "name": "agentsight.message",
+                "timestamp": at,
+                "attributes": {
+                    "agentsight.message.sender": "end_user",
+                    "agentsight.message.content": content,
+                },
+            }
+        ],
+    }
+
+
+def _contents(storage: Storage, conversation_id: str) -> list[str]:
+    detail = storage.get_conversation(storage.lookup(conversation_id) or 0)
+    assert detail is not None
+    return [i["content"] for i in detail["transcript"] if i["type"] == "message"]
+
+
+def test_ingest_partial_replay_stores_only_the_new_spans(storage: Storage) -> None:
+    first = storage.ingest(
+        {"conversations": [{"conversation_id": "c", "spans": [_turn("a" * 16, "one")]}]}
+    )
+    assert (first["accepted"], first["duplicates"]) == (1, 0)
+    # a retried batch that grew: one old span, two new, one repeated within the block
+    spans = [
+        _turn("b" * 16, "two", "2026-01-01T00:00:01+00:00"),
+        _turn("a" * 16, "one"),
+        _turn("c" * 16, "three", "2026-01-01T00:00:02+00:00"),
+        _turn("b" * 16, "two again", "2026-01-01T00:00:03+00:00"),
+    ]
+    again = storage.ingest({"conversations": [{"conversation_id": "c", "spans": spans}]})
+    assert (again["accepted"], again["duplicates"]) == (2, 2)
+    assert again["conversations"][0]["accepted"] == 2
+    assert _contents(storage, "c") == ["one", "two", "three"]
+    replay = storage.ingest({"conversations": [{"conversation_id": "c", "spans": spans}]})
+    assert (replay["accepted"], replay["duplicates"]) == (0, 4)
+    assert _contents(storage, "c") == ["one", "two", "three"]
+
+
+def test_ingest_ids_follow_span_order_across_kinds_and_continue_over_rest(
+    storage: Storage,
+) -> None:
+    at = "2026-01-01T00:00:00+00:00"
+    spans = [
+        _turn("1" * 16, "first"),
+        {
+            "span_id": "2" * 16,
+            "kind": "attachment",
+            "started_at": at,
+            "attributes": {
+                "agentsight.attachment.mode": "descriptor",
+                "agentsight.attachment.files": '[{"filename": "a.txt", "size": 3}]',
+            },
+        },
+        {**_block()["spans"][0], "span_id": "3" * 16, "started_at": at},
+        {
+            "span_id": "4" * 16,
+            "kind": "llm",
+            "started_at": at,
+            "attributes": {"gen_ai.usage.input_tokens": 2, "gen_ai.usage.output_tokens": 3},
+        },
+        {
+            "span_id": "5" * 16,
+            "kind": "tool",
+            "started_at": at,
+            "ended_at": "2026-01-01T00:00:00.250000+00:00",
+            "attributes": {"agentsight.tool.name": "search"},
+        },
+        _turn("6" * 16, "last"),
+    ]
+    # Two conversations in one payload, the second new: ids never collide across blocks.
+    payload = {
+        "conversations": [
+            {"conversation_id": "k", "spans": spans},
+            {"conversation_id": "k2", "spans": [_turn("7" * 16, "other")]},
+        ]
+    }
+    assert storage.ingest(payload)["accepted"] == 7
+    detail = storage.get_conversation(storage.lookup("k") or 0)
+    assert detail is not None
+    kinds = [i["type"] for i in detail["transcript"]]
+    assert kinds == ["message", "attachment", "button", "token_usage", "action", "message"]
+    ids = [i["id"] for i in detail["transcript"]]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    assert detail["id"] < ids[0]
+    action = detail["transcript"][4]
+    assert action["duration_ms"] == 250
+    other = storage.get_conversation(storage.lookup("k2") or 0)
+    assert other is not None
+    assert other["id"] > ids[-1]
+    assert other["transcript"][0]["id"] > other["id"]
+    later = storage.create_message({"conversation_id": "k", "content": "rest", "sender": "agent"})
+    assert later["id"] > other["transcript"][0]["id"]
+
+
 def test_concurrent_writers_from_many_threads(tmp_path: Path) -> None:
     errors: list[BaseException] = []
     threads_n, per_thread = 8, 40
