@@ -60,17 +60,6 @@ logger = logging.getLogger("agentsight_async")
 
 _current: ContextVar[str | None] = ContextVar("agentsight_conversation_id", default=None)
 
-_TOKEN_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens", "embedding_tokens")
-_CONV_FIELD_KEYS = (
-    "customer_id",
-    "customer_ip_address",
-    "device",
-    "source",
-    "language",
-    "name",
-    "environment",
-    "metadata",
-)
 ExporterFactory = Callable[[Settings, Stats, "ErrorCallback | None"], Exporter]
 
 
@@ -790,7 +779,7 @@ class AsyncConversationTracker:
 
 
 def _fields(local_vars: dict[str, Any]) -> dict[str, Any]:
-    return {k: local_vars[k] for k in _CONV_FIELD_KEYS}
+    return {k: local_vars[k] for k in inputs.CONVERSATION_FIELDS}
 
 
 # --- process-wide hooks: exit flush and fork reset ---------------------------------------------

@@ -25,7 +25,7 @@ import ssl
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from datetime import datetime, timezone
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -181,6 +181,40 @@ def iso_utc(ts_ns: int) -> str:
 
 
 # --- bodies ---------------------------------------------------------------------
+
+
+class OneShotBody(httpx.AsyncByteStream):
+    """A request body that lets go of its bytes once they are sent.
+
+    httpx leaves each request in reference cycles (request and response streams,
+    exception tracebacks) that only the cyclic garbage collector frees, so a
+    500 KB batch body stays alive until the next full collection.  Draining a
+    backlog after an outage measured +1 KB of RSS per delivered event that way.
+    Each attempt gets its own ``OneShotBody``; once sent, only this small object
+    remains in the cycle.  The caller sets ``Content-Length``, so the request is
+    not chunked.
+    """
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        body, self._body = self._body, b""
+        yield body
+
+    async def aclose(self) -> None:
+        self._body = b""
+
+
+def post_once(
+    client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str]
+) -> Awaitable[httpx.Response]:
+    """``client.post`` with a :class:`OneShotBody` (same bytes on the wire)."""
+    return client.post(
+        url,
+        content=OneShotBody(body),
+        headers={**headers, "Content-Length": str(len(body))},
+    )
 
 
 def dumps(value: Any) -> bytes:

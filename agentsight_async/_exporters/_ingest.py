@@ -56,6 +56,7 @@ from .. import _events as ev_mod
 from .._config import Settings
 from .._events import Event, span_id
 from .._exceptions import ConversationApiException
+from .._inputs import CONVERSATION_FIELDS
 from .._stats import ErrorCallback, Stats
 from .._version import __version__
 from . import _http
@@ -81,17 +82,9 @@ SLICE_CHECK: Final = 16
 #: Bodies at least this large are gzipped in a worker thread, not on the loop.
 OFFLOAD_GZIP_BYTES: Final = 64 * 1024
 
-#: Block keys the server accepts besides conversation_id/spans (it rejects unknown keys).
-BLOCK_FIELDS: Final = (
-    "customer_id",
-    "customer_ip_address",
-    "device",
-    "source",
-    "language",
-    "name",
-    "environment",
-    "metadata",
-)
+#: Block keys the server accepts besides conversation_id/spans (it rejects unknown keys):
+#: exactly the conversation fields the tracker records.
+BLOCK_FIELDS: Final = CONVERSATION_FIELDS
 #: Block key -> span attribute, where they differ.
 _ATTR_NAME: Final = {"customer_ip_address": "customer_ip"}
 
@@ -188,6 +181,27 @@ def action_window(data: dict[str, Any], ts_ns: int) -> tuple[int, int]:
     if start is None or end is None:  # pragma: no cover - every branch above sets both
         raise AssertionError("unreachable")
     return start, max(start, end)
+
+
+def attachment_upload(ev: Event, conversation_id: str, pk: int) -> tuple[dict[str, Any], str]:
+    """The base64 ``POST /api/attachments/`` body for an event's files, and its idempotency key.
+
+    Ingest carries only descriptors, so the bytes go first over REST (as 0.1.4's
+    ``upload_attachments``); the local ``sqlite:///`` store takes the same body.
+    """
+    data = ev.data
+    sender = data.get("sender") or ("agent" if ev.kind == ev_mod.ANSWER else "end_user")
+    body = {
+        "conversation": str(pk),
+        "conversation_id": conversation_id,
+        "timestamp": attachment_timestamp(ev),
+        "mode": "base64",
+        "sender": sender,
+        "metadata": data.get("metadata") or {},
+        "attachments": _http.b64_attachments(list(data["attachments"])),
+    }
+    key = ev_mod.event_uuid(ev) + (":attachments" if ev.kind != ev_mod.ATTACHMENTS else "")
+    return body, key
 
 
 def attachment_timestamp(ev: Event) -> str:
@@ -836,7 +850,7 @@ class IngestExporter(Exporter):
                 body: bytes = body,
                 headers: dict[str, str] = headers,
             ) -> Any:
-                return client.post(url, content=body, headers=headers)
+                return _http.post_once(client, url, body, headers)
 
             ids = [cid for _, cid, _ in pending]
             result = await send_with_retry(
@@ -934,18 +948,7 @@ class IngestExporter(Exporter):
                 self._report(ConversationApiException(text), text, conversation_id=cid)
                 return Outcome(False, error=text, drop_reason=REJECTED)
             self._pks.put(cid, pk)
-        data = ev.data
-        sender = data.get("sender") or ("agent" if ev.kind == ev_mod.ANSWER else "end_user")
-        upload = {
-            "conversation": str(pk),
-            "conversation_id": cid,
-            "timestamp": attachment_timestamp(ev),
-            "mode": "base64",
-            "sender": sender,
-            "metadata": data.get("metadata") or {},
-            "attachments": _http.b64_attachments(list(data["attachments"])),
-        }
-        key = ev_mod.event_uuid(ev) + (":attachments" if ev.kind != ev_mod.ATTACHMENTS else "")
+        upload, key = attachment_upload(ev, cid, pk)
         result = await self._post_json(_http.ROUTE_ATTACHMENTS, upload, deadline, key)
         return result if isinstance(result, Outcome) else None
 
@@ -960,7 +963,7 @@ class IngestExporter(Exporter):
             headers["Idempotency-Key"] = idempotency_key
         client = self._client.get()
         result = await send_with_retry(
-            lambda: client.post(url, content=content, headers=headers),
+            lambda: _http.post_once(client, url, content, headers),
             deadline=deadline,
             settings=self.settings,
             stats=self.stats,

@@ -444,7 +444,7 @@ class RestExporter(Exporter):
             headers["Idempotency-Key"] = idempotency_key
         client = self._client.get()
         result = await send_with_retry(
-            lambda: client.post(url, content=content, headers=headers),
+            lambda: _http.post_once(client, url, content, headers),
             deadline=deadline,
             settings=self.settings,
             stats=self.stats,

@@ -16,13 +16,11 @@ import os
 import secrets
 from typing import Any
 
-from .. import _events as ev_mod
 from .._collector._storage import Storage
-from .._events import Event
+from .._events import ATTACHMENTS, Event
 from ._base import Batch, ConversationBatch, Exporter, Outcome
-from ._http import b64_attachments
 from ._ingest import (
-    attachment_timestamp,
+    attachment_upload,
     block_fields,
     build_block,
     build_payload,
@@ -77,7 +75,7 @@ class SqliteExporter(Exporter):
                     False, error=f"attachments not stored: {exc}", drop_reason="rejected"
                 )
                 self.stats.record_error(outcome.error or "")
-                if ev.kind == ev_mod.ATTACHMENTS:
+                if ev.kind == ATTACHMENTS:
                     skip.add(i)
                     failed[i] = outcome
         block = build_block(conv, self._otel, skip=frozenset(skip), uploaded=frozenset(uploaded))
@@ -93,18 +91,7 @@ class SqliteExporter(Exporter):
     def _store_files(self, storage: Storage, conv: ConversationBatch, ev: Event) -> None:
         cid = conv.conversation_id
         pk = storage.create_conversation({"conversation_id": cid, **block_fields(conv)})["id"]
-        data = ev.data
-        sender = data.get("sender") or ("agent" if ev.kind == ev_mod.ANSWER else "end_user")
-        body = {
-            "conversation": str(pk),
-            "conversation_id": cid,
-            "timestamp": attachment_timestamp(ev),
-            "mode": "base64",
-            "sender": sender,
-            "metadata": data.get("metadata") or {},
-            "attachments": b64_attachments(list(data["attachments"])),
-        }
-        key = ev_mod.event_uuid(ev) + (":attachments" if ev.kind != ev_mod.ATTACHMENTS else "")
+        body, key = attachment_upload(ev, cid, pk)
         storage.create_attachments(body, idempotency_key=key)
 
     async def aclose(self) -> None:

@@ -204,3 +204,25 @@ def test_tls_context_only_loaded_for_https(make_settings) -> None:
     secure = _http.tls_context(make_settings(api_endpoint="https://agentsight.test"))
     assert secure is _http.tls_context(make_settings(api_endpoint="https://other.test"))
     assert _http.tls_context(make_settings(verify_tls=False)) is False
+
+
+async def test_one_shot_body_sends_the_same_bytes_then_lets_go() -> None:
+    seen: list[tuple[bytes, str | None, str | None]] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        # read the stream as a network transport does (request.aread() would
+        # replace it with a copy of the bytes)
+        body = b"".join([chunk async for chunk in request.stream])  # type: ignore[union-attr]
+        seen.append(
+            (body, request.headers.get("content-length"), request.headers.get("transfer-encoding"))
+        )
+        return httpx.Response(201, json={"id": 1})
+
+    body = b'{"x":"' + b"y" * 100_000 + b'"}'
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        response = await _http.post_once(client, "http://test/api/ingest/", body, {})
+    assert response.status_code == 201
+    assert seen == [(body, str(len(body)), None)]  # not chunked, byte for byte
+    stream = response.request.stream
+    assert isinstance(stream, _http.OneShotBody)
+    assert [chunk async for chunk in stream] == [b""]  # the bytes are no longer held
