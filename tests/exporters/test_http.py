@@ -209,20 +209,26 @@ def test_tls_context_only_loaded_for_https(make_settings) -> None:
 async def test_one_shot_body_sends_the_same_bytes_then_lets_go() -> None:
     seen: list[tuple[bytes, str | None, str | None]] = []
 
-    async def handler(request: httpx.Request) -> httpx.Response:
-        # read the stream as a network transport does (request.aread() would
-        # replace it with a copy of the bytes)
-        body = b"".join([chunk async for chunk in request.stream])  # type: ignore[union-attr]
-        seen.append(
-            (body, request.headers.get("content-length"), request.headers.get("transfer-encoding"))
-        )
-        return httpx.Response(201, json={"id": 1})
+    class StreamingTransport(httpx.AsyncBaseTransport):
+        """Consumes the body as a network transport does (MockTransport reads a copy)."""
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            body = b"".join([chunk async for chunk in request.stream])  # type: ignore[union-attr]
+            headers = request.headers
+            seen.append((body, headers.get("content-length"), headers.get("transfer-encoding")))
+            return httpx.Response(201, json={"id": 1})
 
     body = b'{"x":"' + b"y" * 100_000 + b'"}'
-    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+    async with httpx.AsyncClient(transport=StreamingTransport()) as client:
         response = await _http.post_once(client, "http://test/api/ingest/", body, {})
     assert response.status_code == 201
     assert seen == [(body, str(len(body)), None)]  # not chunked, byte for byte
-    stream = response.request.stream
-    assert isinstance(stream, _http.OneShotBody)
-    assert [chunk async for chunk in stream] == [b""]  # the bytes are no longer held
+
+
+async def test_one_shot_body_releases_its_bytes_once_read() -> None:
+    one = _http.OneShotBody(b"payload")
+    assert [chunk async for chunk in one] == [b"payload"]
+    assert [chunk async for chunk in one] == [b""]  # nothing held any more
+    other = _http.OneShotBody(b"payload")
+    await other.aclose()
+    assert [chunk async for chunk in other] == [b""]
