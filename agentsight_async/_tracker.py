@@ -127,7 +127,6 @@ class AsyncConversationTracker:
     # --- configuration ------------------------------------------------------------
     def _apply_settings(self, settings: Settings) -> None:
         self.settings = settings
-        self._max_chars = settings.max_message_chars
         self._fast_chars = min(SMALL_EVENT, settings.max_message_chars)
         q = self._queues
         q.batch_size, q.batch_bytes = settings.batch_size, settings.batch_bytes
