@@ -183,6 +183,23 @@ def action_window(data: dict[str, Any], ts_ns: int) -> tuple[int, int]:
     return start, max(start, end)
 
 
+def _answers_by_conversation(answer: Any) -> dict[str, Any]:
+    """Per-conversation entries of an ingest answer, when the server lists them.
+
+    The protocol leaves the success body undocumented; ours (and the local
+    collector's) lists ``{"conversation_id", "id", ...}`` per block, so an item's
+    ``send_tracked_data()`` response can carry its conversation's pk as over REST.
+    """
+    entries = answer.get("conversations") if isinstance(answer, dict) else None
+    if not isinstance(entries, list):
+        return {}
+    return {
+        e["conversation_id"]: e
+        for e in entries
+        if isinstance(e, dict) and isinstance(e.get("conversation_id"), str)
+    }
+
+
 def attachment_upload(ev: Event, conversation_id: str, pk: int) -> tuple[dict[str, Any], str]:
     """The base64 ``POST /api/attachments/`` body for an event's files, and its idempotency key.
 
@@ -873,9 +890,12 @@ class IngestExporter(Exporter):
                 return
             status = result.status_code
             if is_success(status):
-                ok = Outcome(True, response=_http.parse_body(result))
-                for ci, _, _ in pending:
-                    self._fill(results[ci], ok)
+                answer = _http.parse_body(result)
+                per_block = _answers_by_conversation(answer)
+                ok = Outcome(True, response=answer)
+                for ci, cid, _ in pending:
+                    entry = per_block.get(cid)
+                    self._fill(results[ci], ok if entry is None else Outcome(True, response=entry))
                 return
             detail = _http.error_detail(result)
             if status == 400:

@@ -94,3 +94,19 @@ async def test_replayed_batches_do_not_duplicate(tmp_path: Path) -> None:
         assert all(o.ok for o in outcomes[0])
     _, items = transcript(db, "d")
     assert [i["content"] for i in items] == [f"m{i}" for i in range(20)]
+
+
+def test_send_tracked_data_over_ingest_reports_the_conversation_pk(tmp_path: Path) -> None:
+    from agentsight_async._collector import LocalCollector
+    from agentsight_async.testing import DUMMY_API_KEY
+
+    with LocalCollector(tmp_path / "c.db", api_keys=[DUMMY_API_KEY]) as collector:
+        tracker = ConversationTracker(api_key=DUMMY_API_KEY, endpoint=collector.url)
+        tracker.get_or_create_conversation("pk-1", name="With pk")
+        tracker.track_human_message("hello")
+        result = tracker.send_tracked_data()
+        tracker.close()
+        pk = collector.storage.lookup("pk-1")
+    assert pk is not None
+    assert [item["response"]["id"] for item in result["items"]] == [pk, pk]
+    assert all(item["response"]["conversation_id"] == "pk-1" for item in result["items"])
