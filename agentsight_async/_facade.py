@@ -19,6 +19,7 @@ Design, after anyio's blocking portal:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -133,15 +134,15 @@ class ConversationTracker:
 
     def _call(self, fn: Callable[[], Awaitable[T]], timeout: float | None) -> T:
         """Run a coroutine on the private loop and wait for it, with a deadline."""
-        core = self._ensure_core()
-        del core
+        self._ensure_core()  # starts the loop thread on first use
         if threading.current_thread() is self._thread:
             raise RuntimeError(
                 "agentsight_async: a blocking ConversationTracker call was made from the "
                 "tracker's own event-loop thread; use the async API (tracker.aio) there"
             )
         loop = self._loop
-        assert loop is not None
+        if loop is None:  # closed concurrently by another thread
+            raise RuntimeError("agentsight_async: the tracker was closed during the call")
 
         async def run() -> T:
             return await fn()
@@ -149,7 +150,7 @@ class ConversationTracker:
         fut = asyncio.run_coroutine_threadsafe(run(), loop)
         try:
             return fut.result(None if timeout is None else timeout + 1.0)
-        except TimeoutError:
+        except concurrent.futures.TimeoutError:  # not the builtin one before 3.11
             fut.cancel()
             raise FlushTimeoutError(
                 f"agentsight_async: the call did not finish within {timeout} s"
