@@ -25,7 +25,7 @@ import ssl
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -33,7 +33,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from .._config import Settings, is_loopback_url
+from .._stats import ErrorCallback, Stats
 from .._version import __version__
+from ._base import Exporter
 
 logger = logging.getLogger("agentsight_async")
 
@@ -497,3 +499,34 @@ class FailureReporter:
             self._name,
             redact(detail) if detail else f"HTTP {status}",
         )
+
+
+class HttpExporter(Exporter):
+    """What both AgentSight HTTP exporters share: client, retry clock, pk cache, reporting.
+
+    ``transport`` is handed to httpx (tests pass ``httpx.MockTransport``);
+    ``sleep`` and ``clock`` drive the retry policy (tests pass fakes).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        stats: Stats,
+        on_error: ErrorCallback | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(settings, stats, on_error)
+        self._client = ClientHolder(settings, transport)
+        self._sleep = sleep
+        self._clock = clock
+        self._base = settings.api_endpoint
+        self.pks = PkCache()
+        self._report = FailureReporter(self.name, stats, on_error)
+        install_redaction()
+        warn_if_insecure(settings.api_endpoint)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

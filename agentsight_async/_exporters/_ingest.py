@@ -45,7 +45,6 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final
 
@@ -53,14 +52,12 @@ import httpx
 import pydantic_core
 
 from .. import _events as ev_mod
-from .._config import Settings
 from .._events import Event, span_id
 from .._exceptions import ConversationApiException
 from .._inputs import CONVERSATION_FIELDS
-from .._stats import ErrorCallback, Stats
 from .._version import __version__
 from . import _http
-from ._base import Batch, ConversationBatch, Exporter, Outcome
+from ._base import Batch, ConversationBatch, Outcome
 from ._http import iso_utc
 from ._retry import REJECTED, RetryFailure, is_success, send_with_retry
 
@@ -693,27 +690,13 @@ def rejected_blocks(body: Any, blocks: list[dict[str, Any]]) -> dict[int, str]:
 # --- the exporter --------------------------------------------------------------------
 
 
-class IngestExporter(Exporter):
+class IngestExporter(_http.HttpExporter):
     """Delivers batches to ``POST /api/ingest/`` (the default protocol)."""
 
     name = "ingest"
 
-    def __init__(
-        self,
-        settings: Settings,
-        stats: Stats,
-        on_error: ErrorCallback | None = None,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(settings, stats, on_error)
-        self._client = _http.ClientHolder(settings, transport)
-        self._sleep = sleep
-        self._clock = clock
-        self._pks = _http.PkCache()
-        self._report = _http.FailureReporter(self.name, stats, on_error)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._preflight_started = False
         self._preflight_task: asyncio.Task[None] | None = None
         #: What ``GET /api/me/`` taught us (only ever grows).
@@ -721,13 +704,7 @@ class IngestExporter(Exporter):
         self.environments: set[str] = set()
         self._otel = otel_template(str(uuid.uuid4()))
         self._otel_json = _json(self._otel)
-        self._base = settings.api_endpoint
         self._ingest_url = _http.api_url(self._base, _http.ROUTE_INGEST)
-        _http.install_redaction()
-        _http.warn_if_insecure(settings.api_endpoint)
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
     # -- preflight -----------------------------------------------------------------
 
@@ -954,7 +931,7 @@ class IngestExporter(Exporter):
     async def _upload(self, conv: ConversationBatch, ev: Event, deadline: float) -> Outcome | None:
         """Upsert the conversation for its pk, then POST the files as base64 JSON."""
         cid = conv.conversation_id
-        pk = self._pks.get(cid)
+        pk = self.pks.get(cid)
         if pk is None:
             fields = block_fields(conv)
             body: dict[str, Any] = {"conversation_id": cid}
@@ -967,7 +944,7 @@ class IngestExporter(Exporter):
                 text = "POST /api/conversations/ answered without an id; attachments not uploaded"
                 self._report(ConversationApiException(text), text, conversation_id=cid)
                 return Outcome(False, error=text, drop_reason=REJECTED)
-            self._pks.put(cid, pk)
+            self.pks.put(cid, pk)
         upload, key = attachment_upload(ev, cid, pk)
         result = await self._post_json(_http.ROUTE_ATTACHMENTS, upload, deadline, key)
         return result if isinstance(result, Outcome) else None

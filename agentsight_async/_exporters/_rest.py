@@ -31,19 +31,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-import httpx
-
 from .. import _events as ev_mod
-from .._config import Settings
 from .._events import Event, event_uuid
 from .._exceptions import ConversationApiException
-from .._stats import ErrorCallback, Stats
 from . import _http
-from ._base import Batch, ConversationBatch, Exporter, Outcome
+from ._base import Batch, ConversationBatch, Outcome
 from ._retry import REJECTED, RETRIES_EXHAUSTED, RetryFailure, is_success, send_with_retry
 
 #: Conversation keys sent on the conversation routes, in the legacy client's order.
@@ -255,35 +249,15 @@ def attachments_multipart(
 # --- the exporter ----------------------------------------------------------------------
 
 
-class RestExporter(Exporter):
+class RestExporter(_http.HttpExporter):
     """Delivers each event to its legacy REST route, conversation by conversation."""
 
     name = "rest"
 
-    def __init__(
-        self,
-        settings: Settings,
-        stats: Stats,
-        on_error: ErrorCallback | None = None,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(settings, stats, on_error)
-        self._client = _http.ClientHolder(settings, transport)
-        self._sleep = sleep
-        self._clock = clock
-        self._base = settings.api_endpoint
-        self.pks = _http.PkCache()
-        self._report = _http.FailureReporter(self.name, stats, on_error)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._sem: asyncio.Semaphore | None = None
         self._sem_loop: asyncio.AbstractEventLoop | None = None
-        _http.install_redaction()
-        _http.warn_if_insecure(settings.api_endpoint)
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
     def _semaphore(self) -> asyncio.Semaphore:
         # Shared by concurrent export() calls, so the bound holds per exporter.
