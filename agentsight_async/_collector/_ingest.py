@@ -142,23 +142,8 @@ def _upsert_conversation(
     if found is None:
         pk = rows.new_id("conversation")
         values.setdefault("environment", DEFAULT_ENVIRONMENT)
-        columns = {
-            "id": pk,
-            "agent_id": agent_id,
-            "conversation_id": conversation_id,
-            **values,
-            "is_used": int(used),
-            "started_at": first[0],
-            "started_us": first[1],
-            "last_activity": last[0],
-            "last_activity_us": last[1],
-            "created_at": now,
-            "updated_at": now,
-        }
-        names = ", ".join(columns)
-        marks = ", ".join("?" for _ in columns)
-        conn.execute(
-            f"INSERT INTO conversations ({names}) VALUES ({marks})", tuple(columns.values())
+        _rows.insert_conversation(
+            conn, pk, agent_id, conversation_id, values, used=used, first=first, last=last, now=now
         )
         return pk
     pk = int(found)

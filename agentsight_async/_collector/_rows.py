@@ -102,6 +102,37 @@ INSERT_USAGE = """
 """
 
 
+def insert_conversation(
+    conn: sqlite3.Connection,
+    pk: int,
+    agent_id: int,
+    conversation_id: str,
+    values: dict[str, Any],
+    *,
+    used: bool,
+    first: tuple[str, int],
+    last: tuple[str, int],
+    now: str,
+) -> None:
+    """INSERT a new conversation row (*values*: its fields, metadata already JSON)."""
+    columns = {
+        "id": pk,
+        "agent_id": agent_id,
+        "conversation_id": conversation_id,
+        **values,
+        "is_used": int(used),
+        "started_at": first[0],
+        "started_us": first[1],
+        "last_activity": last[0],
+        "last_activity_us": last[1],
+        "created_at": now,
+        "updated_at": now,
+    }
+    names = ", ".join(columns)
+    marks = ", ".join("?" for _ in columns)
+    conn.execute(f"INSERT INTO conversations ({names}) VALUES ({marks})", tuple(columns.values()))
+
+
 def upsert_conversation(
     conn: sqlite3.Connection,
     agent_id: int,
@@ -130,23 +161,8 @@ def upsert_conversation(
     if row is None:
         pk = new_id(conn, "conversation")
         values.setdefault("environment", DEFAULT_ENVIRONMENT)
-        columns = {
-            "id": pk,
-            "agent_id": agent_id,
-            "conversation_id": conversation_id,
-            **values,
-            "is_used": int(used),
-            "started_at": first[0],
-            "started_us": first[1],
-            "last_activity": last[0],
-            "last_activity_us": last[1],
-            "created_at": now,
-            "updated_at": now,
-        }
-        names = ", ".join(columns)
-        marks = ", ".join("?" for _ in columns)
-        conn.execute(
-            f"INSERT INTO conversations ({names}) VALUES ({marks})", tuple(columns.values())
+        insert_conversation(
+            conn, pk, agent_id, conversation_id, values, used=used, first=first, last=last, now=now
         )
         return pk, True
     pk = int(row[0])
