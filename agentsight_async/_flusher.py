@@ -102,11 +102,13 @@ class Flusher:
 
     async def _open_spool(self) -> None:
         spool = self.spool
-        assert spool is not None
+        if spool is None:
+            return
         if not spool.available and spool.path is None:
             replay = await spool.open()
             if replay:
-                self.core._queues.admit_replayed(replay)
+                refused = self.core._queues.admit_replayed(replay)
+                await spool.delete(refused)
         if not spool.available:  # reported by the spool; go on without durability
             self.core._queues.spooling = False
             self.core._queues.take_unspooled()

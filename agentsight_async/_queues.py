@@ -285,22 +285,28 @@ class Queues:
             items, self.unspooled = self.unspooled, []
         return items
 
-    def admit_replayed(self, items: list[tuple[Event, dict[str, Any] | None]]) -> int:
-        """Queue events replayed from a spool (already durable); returns how many fit."""
+    def admit_replayed(self, items: list[tuple[Event, dict[str, Any] | None]]) -> list[int]:
+        """Queue events replayed from a spool (already durable).
+
+        Returns the ids of those that did not fit under the byte cap: they are
+        dropped (``queue_full``) like any event tracked into a full queue, and
+        the caller deletes them from the spool, so it stays bounded too.
+        """
         stats = self.stats
-        admitted = 0
+        refused: list[int] = []
         with self.lock:
             spooling, self.spooling = self.spooling, False
             try:
                 for ev, fields in items:
                     if stats.queued_bytes + ev.size + EVENT_MEMORY > self.max_bytes:
-                        stats.drop("queue_full")
+                        refused.append(ev.seq)
                         continue
                     self._enqueue(ev, fields, replayed=True)
-                    admitted += 1
             finally:
                 self.spooling = spooling
-        return admitted
+        if refused:
+            stats.drop("queue_full", len(refused))
+        return refused
 
     def forget_pending(self) -> int:
         """Let go of queued events without dropping them: the spool keeps them."""

@@ -161,3 +161,28 @@ async def test_a_corrupt_spool_file_is_set_aside_and_reported(tmp_path: Path) ->
     assert stats["delivered"] == 1
     assert "set aside" in (stats["last_error"] or "")
     assert list(spool.glob("spool-1-dead.db.corrupt-*"))
+
+
+async def test_replay_beyond_the_byte_cap_is_dropped_and_counted(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    async with AsyncConversationTracker(
+        api_key=DUMMY_API_KEY, api_endpoint="http://127.0.0.1:9", spool_dir=str(spool),
+        request_timeout=0.2, shutdown_timeout=0.3,
+    ) as tracker:
+        for i in range(40):
+            await tracker.track_human_message(f"r{i}", conversation_id="cap")
+    assert spooled_rows(spool) == 40
+    url = "memory://spool-cap"
+    # room for a few events only: the rest of the replay is dropped, and leaves the spool
+    async with AsyncConversationTracker(
+        api_endpoint=url, spool_dir=str(spool), max_queue_bytes=4096, batch_bytes=1024
+    ) as small:
+        assert await small.flush(timeout=10)
+        stats = small.stats()
+    assert 0 < stats["delivered"] < 40
+    assert stats["dropped"]["queue_full"] == 40 - stats["delivered"]
+    assert spooled_rows(spool) == 0
+    from agentsight_async.testing import recorded
+
+    kept = [r["data"]["content"] for r in recorded(url, "cap")]
+    assert kept == [f"r{i}" for i in range(len(kept))]  # the oldest, in order
