@@ -36,6 +36,7 @@ from .._config import Settings, is_loopback_url
 from .._stats import ErrorCallback, Stats
 from .._version import __version__
 from ._base import Exporter
+from ._retry import RetryFailure, send_with_retry
 
 logger = logging.getLogger("agentsight_async")
 
@@ -527,6 +528,29 @@ class HttpExporter(Exporter):
         self._report = FailureReporter(self.name, stats, on_error)
         install_redaction()
         warn_if_insecure(settings.api_endpoint)
+
+    async def _post_bytes(
+        self,
+        route: str,
+        content: bytes,
+        headers: dict[str, str],
+        deadline: float,
+        idempotency_key: str | None = None,
+    ) -> httpx.Response | RetryFailure:
+        """POST bytes serialised once, retried by the policy until *deadline*."""
+        url = api_url(self._base, route)
+        if idempotency_key is not None:
+            headers = {**headers, "Idempotency-Key": idempotency_key}
+        client = self._client.get()
+        return await send_with_retry(
+            lambda: post_once(client, url, content, headers),
+            deadline=deadline,
+            settings=self.settings,
+            stats=self.stats,
+            what=f"POST /{route}",
+            sleep=self._sleep,
+            clock=self._clock,
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -59,7 +59,7 @@ from .._version import __version__
 from . import _http
 from ._base import Batch, ConversationBatch, Outcome
 from ._http import iso_utc
-from ._retry import REJECTED, RetryFailure, is_success, send_with_retry
+from ._retry import REJECTED, RetryFailure, is_success
 
 logger = logging.getLogger("agentsight_async")
 
@@ -704,7 +704,6 @@ class IngestExporter(_http.HttpExporter):
         self.environments: set[str] = set()
         self._otel = otel_template(str(uuid.uuid4()))
         self._otel_json = _json(self._otel)
-        self._ingest_url = _http.api_url(self._base, _http.ROUTE_INGEST)
 
     # -- preflight -----------------------------------------------------------------
 
@@ -832,30 +831,12 @@ class IngestExporter(_http.HttpExporter):
         deadline: float,
         results: list[list[Outcome | None]],
     ) -> None:
-        url = self._ingest_url
         gzip_ok = GZIP_CAPABILITY in self.capabilities
         pending = blocks
         while pending:
             body, headers = await self._encode([b for _, _, b in pending], gzip_ok)
-            client = self._client.get()
-
-            def send(
-                client: httpx.AsyncClient = client,
-                body: bytes = body,
-                headers: dict[str, str] = headers,
-            ) -> Any:
-                return _http.post_once(client, url, body, headers)
-
             ids = [cid for _, cid, _ in pending]
-            result = await send_with_retry(
-                send,
-                deadline=deadline,
-                settings=self.settings,
-                stats=self.stats,
-                what="POST /api/ingest/",
-                sleep=self._sleep,
-                clock=self._clock,
-            )
+            result = await self._post_bytes(_http.ROUTE_INGEST, body, headers, deadline)
             if isinstance(result, RetryFailure):
                 text = f"POST /api/ingest/ {result.describe()}"
                 exc = result.exception or ConversationApiException(
@@ -953,20 +934,9 @@ class IngestExporter(_http.HttpExporter):
         self, route: str, body: dict[str, Any], deadline: float, idempotency_key: str | None
     ) -> Any:
         """POST a JSON body with retries; the parsed answer, or a failed Outcome."""
-        url = _http.api_url(self._base, route)
-        content = _http.dumps(body)
         headers = {"Content-Type": _http.JSON_CONTENT_TYPE}
-        if idempotency_key is not None:
-            headers["Idempotency-Key"] = idempotency_key
-        client = self._client.get()
-        result = await send_with_retry(
-            lambda: _http.post_once(client, url, content, headers),
-            deadline=deadline,
-            settings=self.settings,
-            stats=self.stats,
-            what=f"POST /{route}",
-            sleep=self._sleep,
-            clock=self._clock,
+        result = await self._post_bytes(
+            route, _http.dumps(body), headers, deadline, idempotency_key
         )
         cid = body.get("conversation_id")
         if isinstance(result, RetryFailure):

@@ -38,7 +38,7 @@ from .._events import Event, event_uuid
 from .._exceptions import ConversationApiException
 from . import _http
 from ._base import Batch, ConversationBatch, Outcome
-from ._retry import REJECTED, RETRIES_EXHAUSTED, RetryFailure, is_success, send_with_retry
+from ._retry import REJECTED, RETRIES_EXHAUSTED, RetryFailure, is_success
 
 #: Conversation keys sent on the conversation routes, in the legacy client's order.
 CONVERSATION_KEYS: Final = (
@@ -408,24 +408,12 @@ class RestExporter(_http.HttpExporter):
         raw: tuple[bytes, str] | None = None,
     ) -> Outcome:
         """POST one body (serialised once) with retries; the item's outcome."""
-        url = _http.api_url(self._base, route)
         if raw is not None:
             content, ctype = raw
         else:
             content, ctype = _http.dumps(json), _http.JSON_CONTENT_TYPE
         headers = {"Content-Type": ctype}
-        if idempotency_key is not None:
-            headers["Idempotency-Key"] = idempotency_key
-        client = self._client.get()
-        result = await send_with_retry(
-            lambda: _http.post_once(client, url, content, headers),
-            deadline=deadline,
-            settings=self.settings,
-            stats=self.stats,
-            what=f"POST /{route}",
-            sleep=self._sleep,
-            clock=self._clock,
-        )
+        result = await self._post_bytes(route, content, headers, deadline, idempotency_key)
         cid = ev.conversation_id if ev is not None else (json or {}).get("conversation_id")
         if isinstance(result, RetryFailure):
             text = f"POST /{route} {result.describe()}"
