@@ -34,8 +34,6 @@ from ._exceptions import (
 EVENT_OVERHEAD = 160
 #: Longest value the backend accepts in a conversation's string fields.
 MAX_FIELD_CHARS = 255
-#: Deepest metadata nesting accepted (the JSON encoder recurses once per level).
-MAX_DEPTH = 64
 
 _MODES = {"base64": "base64", "form_data": "form_data", "form-data": "form_data"}
 _SENDERS = ("end_user", "agent")

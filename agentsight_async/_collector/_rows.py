@@ -277,11 +277,6 @@ def resolve_conversation(
     return pk
 
 
-def conversation_id_of(conn: sqlite3.Connection, pk: int) -> str:
-    row = conn.execute("SELECT conversation_id FROM conversations WHERE id = ?", (pk,)).fetchone()
-    return str(row[0])
-
-
 def insert_token_usage(
     conn: sqlite3.Connection,
     conversation: int,

@@ -48,8 +48,3 @@ def iso_to_us_cached(value: str) -> int:
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat()
-
-
-def us_to_iso(us: int) -> str:
-    sec, micro = divmod(us, 1_000_000)
-    return datetime.fromtimestamp(sec, tz=timezone.utc).replace(microsecond=micro).isoformat()

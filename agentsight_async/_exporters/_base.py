@@ -86,13 +86,5 @@ class Exporter(abc.ABC):
         may start (the retry budget or a shutdown deadline, whichever is first).
         """
 
-    async def send_now(self, event: Event, fields: dict[str, Any]) -> Outcome:
-        """Send one event immediately (``initialize_conversation``); default: as a batch."""
-        import time
-
-        batch = Batch([ConversationBatch(event.conversation_id, [event], fields)])
-        result = await self.export(batch, time.monotonic() + self.settings.retry_budget)
-        return result[0][0]
-
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections and files. Called once, on the flusher's loop."""

@@ -247,7 +247,7 @@ async def test_opened_conversation_is_not_used(make_settings, stats, backend, ma
         make_settings(protocol="rest"), stats, transport=httpx.MockTransport(backend.handler)
     )
     ev = make_event.conversation(opened=True, name="Widget")
-    out = await exporter.send_now(ev, {})
+    [[out]] = await exporter.export(Batch([ConversationBatch(ev.conversation_id, [ev], {})]), 1e12)
     assert out.ok
     body = json.loads(backend.requests[0].content)
     assert body["is_used"] is False
