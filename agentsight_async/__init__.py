@@ -15,7 +15,7 @@ Async code awaits the same methods on :class:`AsyncConversationTracker`::
 """
 
 from ._config import Settings
-from ._events import Event
+from ._events import Batch, ConversationBatch, Event, Outcome
 from ._exceptions import (
     AgentSightError,
     ConfigurationError,
@@ -33,7 +33,7 @@ from ._exceptions import (
     NoConversationIdException,
     NoDataToSendException,
 )
-from ._exporters._base import Batch, ConversationBatch, Exporter, Outcome
+from ._exporters._base import Exporter
 from ._facade import ConversationTracker, conversation_tracker
 from ._tracker import AsyncConversationTracker
 from ._version import __version__

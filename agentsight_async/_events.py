@@ -23,7 +23,8 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any, Final
 
 # Kinds, in the original SDK's item-type vocabulary where one exists.
@@ -47,6 +48,21 @@ RESULT_TYPE: Final[dict[str, str]] = {
     BUTTON: "button",
     TOKEN_USAGE: "action",
 }
+
+#: A conversation's own fields, in the original SDK's order (``conversation_id`` aside).
+CONVERSATION_FIELDS: Final = (
+    "customer_id",
+    "customer_ip_address",
+    "device",
+    "source",
+    "language",
+    "name",
+    "environment",
+    "metadata",
+)
+
+#: The token counters of ``track_token_usage()`` and ``get_token_usage()``.
+TOKEN_KEYS: Final = ("prompt_tokens", "completion_tokens", "total_tokens", "embedding_tokens")
 
 #: The ``summary`` counter each result type increments (conversations count nowhere).
 SUMMARY_KEY: Final[dict[str, str]] = {
@@ -120,16 +136,7 @@ class Event:
 
     @property
     def timestamp(self) -> str:
-        return iso_from_ns(self.ts_ns)
-
-
-def iso_from_ns(ts_ns: int) -> str:
-    """ISO-8601 UTC with microseconds and ``+00:00``, as both published clients send.
-
-    Like ``datetime.isoformat()``, the fraction is left out when it is zero.
-    """
-    sec, ns = divmod(ts_ns, 1_000_000_000)
-    return datetime.fromtimestamp(sec, tz=timezone.utc).replace(microsecond=ns // 1000).isoformat()
+        return iso_utc(self.ts_ns)
 
 
 def span_id(ev: Event) -> str:
@@ -153,3 +160,99 @@ def event_uuid(ev: Event) -> str:
     value |= seq & ((1 << 62) - 1)
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+# --- what the flusher hands an exporter, and what it answers ------------------------------
+
+
+@dataclass(slots=True)
+class ConversationBatch:
+    """One conversation's share of a batch.
+
+    ``fields`` are the conversation's latest known fields (``name``,
+    ``customer_id``, ``environment`` ...; only keys that were set), so that an
+    exporter can send them with every block even when the conversation item
+    itself went out in an earlier batch.
+    """
+
+    conversation_id: str
+    events: list[Event]
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Batch:
+    """Events of one or more conversations, each conversation's in tracking order."""
+
+    conversations: list[ConversationBatch]
+
+    @property
+    def event_count(self) -> int:
+        return sum(len(c.events) for c in self.conversations)
+
+
+@dataclass(slots=True, frozen=True)
+class Outcome:
+    """What happened to one event.
+
+    ``response`` is what ``send_tracked_data()`` reports: the parsed body of the
+    event's own request (REST) or of the batch request that carried it (ingest).
+    """
+
+    ok: bool
+    response: Any = None
+    error: str | None = None
+    drop_reason: str | None = None  # "rejected" | "retries_exhausted" | "shutdown"
+
+
+DELIVERED: Final = Outcome(ok=True, response={})
+
+
+# --- time ---------------------------------------------------------------------------------
+
+#: ``"YYYY-MM-DDTHH:MM:SS"`` per whole second (UTC); cleared when it grows past the bound.
+_ISO_PREFIXES: dict[int, str] = {}
+_ISO_PREFIXES_MAX: Final = 4096
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICRO: Final = timedelta(microseconds=1)
+
+
+def iso_utc(ts_ns: int) -> str:
+    """ISO-8601 UTC with microseconds and ``+00:00``, as both published clients send.
+
+    The fraction is left out when it is zero - exactly
+    ``datetime.fromtimestamp(s, utc).replace(microsecond=us).isoformat()`` -
+    but without a ``datetime`` per call (~5x cheaper): the date and time of day
+    are formatted once per second (a batch's events share a handful of
+    seconds) and the microseconds are integer arithmetic.
+    """
+    sec, ns = divmod(ts_ns, 1_000_000_000)
+    prefix = _ISO_PREFIXES.get(sec)
+    if prefix is None:
+        # "+00:00" is the last 6 characters of a whole second's isoformat().
+        prefix = datetime.fromtimestamp(sec, tz=timezone.utc).isoformat()[:-6]
+        if len(_ISO_PREFIXES) >= _ISO_PREFIXES_MAX:
+            _ISO_PREFIXES.clear()
+        _ISO_PREFIXES[sec] = prefix
+    us = ns // 1000
+    return f"{prefix}.{us:06d}+00:00" if us else prefix + "+00:00"
+
+
+def parse_iso(value: Any) -> datetime | None:
+    """An aware datetime from an ISO-8601 string (``Z`` accepted, naive means UTC), or None."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text[-1:] in ("Z", "z"):
+        text = text[:-1] + "+00:00"
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def ns_from_iso(value: Any) -> int | None:
+    """Nanoseconds since the epoch of an ISO-8601 string (microsecond precision), or None."""
+    dt = parse_iso(value)
+    return None if dt is None else ((dt - _EPOCH) // _MICRO) * 1000

@@ -18,7 +18,8 @@ import math
 import time
 from typing import TYPE_CHECKING
 
-from ._exporters._base import Batch, ConversationBatch, Exporter, Outcome
+from ._events import Batch, ConversationBatch, Outcome
+from ._exporters._base import Exporter
 from ._stats import call_on_error
 
 if TYPE_CHECKING:

@@ -10,22 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from . import _validation as v
+from ._events import CONVERSATION_FIELDS
 from ._exceptions import (
     ConversationTrackingException,
     InvalidAnswerDataException,
     InvalidConversationDataException,
     InvalidQuestionDataException,
-)
-
-CONVERSATION_FIELDS = (
-    "customer_id",
-    "customer_ip_address",
-    "device",
-    "source",
-    "language",
-    "name",
-    "environment",
-    "metadata",
 )
 
 Built = tuple[dict[str, Any], int]

@@ -27,8 +27,7 @@ from collections import OrderedDict, deque
 from collections.abc import Iterator
 from typing import Any
 
-from ._events import ANSWER, Event, next_seq
-from ._exporters._base import Batch, ConversationBatch, Outcome
+from ._events import ANSWER, Batch, ConversationBatch, Event, Outcome, next_seq
 from ._stats import Stats
 
 #: Events larger than this (bytes) skip the inbox, so the byte cap stays exact for them.

@@ -10,10 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ._events import SUMMARY_KEY, Event
+from ._events import SUMMARY_KEY, TOKEN_KEYS, Event
 from ._queues import Result
-
-TOKEN_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens", "embedding_tokens")
 
 
 def send_report(results: Sequence[Result]) -> dict[str, Any]:

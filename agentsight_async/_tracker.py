@@ -40,8 +40,10 @@ from ._events import (
     ATTACHMENTS,
     BUTTON,
     CONVERSATION,
+    CONVERSATION_FIELDS,
     CONVERSATION_OPENED,
     QUESTION,
+    TOKEN_KEYS,
     TOKEN_USAGE,
     Event,
 )
@@ -378,7 +380,7 @@ class AsyncConversationTracker:
         cid = self._conversation_id(conversation_id)
         ev = self._record(TOKEN_USAGE, cid, data, size)
         if ev is not None or self._disabled:
-            self._queues.add_tokens(cid, {k: data[k] for k in reports.TOKEN_KEYS})
+            self._queues.add_tokens(cid, {k: data[k] for k in TOKEN_KEYS})
         return ev
 
     def _get_token_usage(self, conversation_id: str | None) -> dict[str, int]:
@@ -778,7 +780,7 @@ class AsyncConversationTracker:
 
 
 def _fields(local_vars: dict[str, Any]) -> dict[str, Any]:
-    return {k: local_vars[k] for k in inputs.CONVERSATION_FIELDS}
+    return {k: local_vars[k] for k in CONVERSATION_FIELDS}
 
 
 # --- process-wide hooks: exit flush and fork reset ---------------------------------------------

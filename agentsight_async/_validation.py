@@ -23,6 +23,7 @@ import mimetypes
 from datetime import datetime, timezone
 from typing import Any
 
+from . import _events as events
 from ._exceptions import (
     ConversationTrackingException,
     InvalidAttachmentException,
@@ -331,16 +332,11 @@ def iso_time(value: Any, name: str) -> str | None:
 
 
 def parse_iso(value: str, name: str = "timestamp") -> datetime:
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidConversationDataException(
-            f"{name}: {value!r} is not an ISO-8601 date-time"
-        ) from None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    """*value* as an aware datetime, or :class:`InvalidConversationDataException` naming *name*."""
+    dt = events.parse_iso(value)
+    if dt is None:
+        raise InvalidConversationDataException(f"{name}: {value!r} is not an ISO-8601 date-time")
+    return dt
 
 
 #: Largest duration accepted (ms): ten years.  Beyond it a value is a bug, and

@@ -14,9 +14,10 @@ import importlib
 import httpx
 
 from .._config import Settings
+from .._events import DELIVERED, Batch, ConversationBatch, Outcome
 from .._exceptions import ConfigurationError
 from .._stats import ErrorCallback, Stats
-from ._base import DELIVERED, Batch, ConversationBatch, Exporter, Outcome
+from ._base import Exporter
 
 
 def create_exporter(

@@ -16,53 +16,10 @@ them cannot duplicate rows in a server that dedupes.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
-from typing import Any
 
 from .._config import Settings
-from .._events import Event
+from .._events import Batch, Outcome
 from .._stats import ErrorCallback, Stats
-
-
-@dataclass(slots=True)
-class ConversationBatch:
-    """One conversation's share of a batch.
-
-    ``fields`` are the conversation's latest known fields (``name``,
-    ``customer_id``, ``environment`` ...; only keys that were set), so that an
-    exporter can send them with every block even when the conversation item
-    itself went out in an earlier batch.
-    """
-
-    conversation_id: str
-    events: list[Event]
-    fields: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class Batch:
-    conversations: list[ConversationBatch]
-
-    @property
-    def event_count(self) -> int:
-        return sum(len(c.events) for c in self.conversations)
-
-
-@dataclass(slots=True, frozen=True)
-class Outcome:
-    """What happened to one event.
-
-    ``response`` is what ``send_tracked_data()`` reports: the parsed body of the
-    event's own request (REST) or of the batch request that carried it (ingest).
-    """
-
-    ok: bool
-    response: Any = None
-    error: str | None = None
-    drop_reason: str | None = None  # "rejected" | "retries_exhausted" | "shutdown"
-
-
-DELIVERED = Outcome(ok=True, response={})
 
 
 class Exporter(abc.ABC):

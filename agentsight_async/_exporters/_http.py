@@ -26,7 +26,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from datetime import datetime, timezone
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -153,34 +152,6 @@ class ClientHolder:
         if client is not None and self._loop is asyncio.get_running_loop():
             await client.aclose()
         self._loop = None
-
-
-# --- timestamps -------------------------------------------------------------------
-
-#: ``"YYYY-MM-DDTHH:MM:SS"`` per whole second (UTC); cleared when it grows past the bound.
-_ISO_PREFIXES: dict[int, str] = {}
-_ISO_PREFIXES_MAX: Final = 4096
-
-
-def iso_utc(ts_ns: int) -> str:
-    """``iso_from_ns`` without a ``datetime`` per call: the same text, ~5x cheaper.
-
-    ISO-8601 UTC with microseconds and ``+00:00``, the fraction left out when it
-    is zero - exactly ``datetime.fromtimestamp(s, utc).replace(microsecond=us)
-    .isoformat()``.  The date and time of day are formatted once per second
-    (a batch's events share a handful of seconds); the microseconds are
-    integer arithmetic.
-    """
-    sec, ns = divmod(ts_ns, 1_000_000_000)
-    prefix = _ISO_PREFIXES.get(sec)
-    if prefix is None:
-        # "+00:00" is the last 6 characters of a whole second's isoformat().
-        prefix = datetime.fromtimestamp(sec, tz=timezone.utc).isoformat()[:-6]
-        if len(_ISO_PREFIXES) >= _ISO_PREFIXES_MAX:
-            _ISO_PREFIXES.clear()
-        _ISO_PREFIXES[sec] = prefix
-    us = ns // 1000
-    return f"{prefix}.{us:06d}+00:00" if us else prefix + "+00:00"
 
 
 # --- bodies ---------------------------------------------------------------------

@@ -45,20 +45,25 @@ import hashlib
 import logging
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
 from typing import Any, Final
 
 import httpx
 import pydantic_core
 
 from .. import _events as ev_mod
-from .._events import Event, span_id
+from .._events import (
+    CONVERSATION_FIELDS,
+    Batch,
+    ConversationBatch,
+    Event,
+    Outcome,
+    iso_utc,
+    ns_from_iso,
+    span_id,
+)
 from .._exceptions import ConversationApiException
-from .._inputs import CONVERSATION_FIELDS
 from .._version import __version__
 from . import _http
-from ._base import Batch, ConversationBatch, Outcome
-from ._http import iso_utc
 from ._retry import REJECTED, RetryFailure, is_success
 
 logger = logging.getLogger("agentsight_async")
@@ -86,8 +91,6 @@ BLOCK_FIELDS: Final = CONVERSATION_FIELDS
 _ATTR_NAME: Final = {"customer_ip_address": "customer_ip"}
 
 _MASK64: Final = 0xFFFF_FFFF_FFFF_FFFF
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MICRO: Final = timedelta(microseconds=1)
 
 
 # --- pure mapping -------------------------------------------------------------------
@@ -133,22 +136,6 @@ def conversation_attributes(conversation_id: str, fields: dict[str, Any]) -> dic
             _http.dumps_attr(value) if key == "metadata" else value
         )
     return attrs
-
-
-def ns_from_iso(value: Any) -> int | None:
-    """Nanoseconds since the epoch of an ISO-8601 string (naive means UTC), or None."""
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    if text[-1:] in ("Z", "z"):
-        text = text[:-1] + "+00:00"
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return ((dt - _EPOCH) // _MICRO) * 1000
 
 
 def action_window(data: dict[str, Any], ts_ns: int) -> tuple[int, int]:

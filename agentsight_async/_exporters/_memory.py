@@ -9,8 +9,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from .._events import event_uuid, span_id
-from ._base import DELIVERED, Batch, Exporter, Outcome
+from .._events import DELIVERED, Batch, Outcome, event_uuid, span_id
+from ._base import Exporter
 
 _lock = threading.Lock()
 _stores: dict[str, list[dict[str, Any]]] = {}

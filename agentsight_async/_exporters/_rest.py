@@ -34,10 +34,9 @@ import base64
 from typing import Any, Final
 
 from .. import _events as ev_mod
-from .._events import Event, event_uuid
+from .._events import TOKEN_KEYS, Batch, ConversationBatch, Event, Outcome, event_uuid
 from .._exceptions import ConversationApiException
 from . import _http
-from ._base import Batch, ConversationBatch, Outcome
 from ._retry import REJECTED, RETRIES_EXHAUSTED, RetryFailure, is_success
 
 #: Conversation keys sent on the conversation routes, in the legacy client's order.
@@ -58,7 +57,6 @@ ACTION_OPTIONAL: Final = (
     "response",
     "error_msg",
 )
-TOKEN_KEYS: Final = ("prompt_tokens", "completion_tokens", "total_tokens", "embedding_tokens")
 LINKED_SUFFIX: Final = ":attachments"
 
 _STOPPED: Final = Outcome(

@@ -17,8 +17,8 @@ import secrets
 from typing import Any
 
 from .._collector._storage import Storage
-from .._events import ATTACHMENTS, Event
-from ._base import Batch, ConversationBatch, Exporter, Outcome
+from .._events import ATTACHMENTS, Batch, ConversationBatch, Event, Outcome
+from ._base import Exporter
 from ._ingest import (
     attachment_upload,
     block_fields,

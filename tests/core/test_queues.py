@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from agentsight_async._events import ANSWER, QUESTION, Event
-from agentsight_async._exporters._base import DELIVERED
+from agentsight_async._events import ANSWER, DELIVERED, QUESTION, Event
 from agentsight_async._queues import EVENT_MEMORY, Queues
 from agentsight_async._stats import Stats
 
@@ -26,7 +25,9 @@ def test_ids_follow_queue_order_across_inbox_and_locked_appends() -> None:
     q.push_message(ANSWER, "c", 3, "third")
     events = q.tracked_events("c")
     assert [e.data.get("content") or e.data.get("action_name") for e in events] == [
-        "first", "a", "third",
+        "first",
+        "a",
+        "third",
     ]
     seqs = [e.seq for e in events]
     assert seqs == sorted(seqs)

@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 
 from agentsight_async import _events as ev_mod
-from agentsight_async._events import Event, event_uuid, span_id
+from agentsight_async._events import Batch, ConversationBatch, Event, event_uuid, span_id
 from agentsight_async._exporters import create_exporter
-from agentsight_async._exporters._base import Batch, ConversationBatch
 
 FAULTS = (
     ("status", 503),

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import logging
-import random
 import ssl
-from datetime import datetime, timezone
 
 import httpx
 import pytest
 
 from agentsight_async._config import Settings
-from agentsight_async._events import iso_from_ns
 from agentsight_async._exporters import _http, create_exporter
 from agentsight_async._exporters._ingest import IngestExporter
 from agentsight_async._exporters._memory import MemoryExporter
@@ -157,43 +154,6 @@ def test_create_exporter_sqlite(make_settings, stats) -> None:
 
 def test_settings_type(make_settings) -> None:
     assert isinstance(make_settings(), Settings)
-
-
-# --- the fast timestamp formatter ----------------------------------------------------
-
-
-def _iso_reference(ts_ns: int) -> str:
-    sec, ns = divmod(ts_ns, 1_000_000_000)
-    return datetime.fromtimestamp(sec, tz=timezone.utc).replace(microsecond=ns // 1000).isoformat()
-
-
-def test_iso_utc_matches_isoformat_on_random_values() -> None:
-    rng = random.Random(20261128)
-    values = [rng.randrange(0, 253_402_300_799 * 10**9) for _ in range(20_000)]
-    values += [rng.randrange(0, 4 * 10**9) * 10**9 + rng.randrange(1000) for _ in range(5_000)]
-    values += [-1, -999, -1000, -(10**9), 0, 1, 999, 1000, 999_999_999, 10**9]
-    for ts in values:
-        assert _http.iso_utc(ts) == _iso_reference(ts) == iso_from_ns(ts), ts
-
-
-@pytest.mark.parametrize(
-    ("ts_ns", "expected"),
-    [
-        (0, "1970-01-01T00:00:00+00:00"),  # zero microseconds: no fraction, like isoformat()
-        (999, "1970-01-01T00:00:00+00:00"),  # below a microsecond is cut, not rounded
-        (1_000, "1970-01-01T00:00:00.000001+00:00"),
-        (1_795_000_000_123_456_789, "2026-11-18T11:06:40.123456+00:00"),
-        (1_795_000_000_000_000_000, "2026-11-18T11:06:40+00:00"),
-    ],
-)
-def test_iso_utc_known_values(ts_ns: int, expected: str) -> None:
-    assert _http.iso_utc(ts_ns) == expected
-
-
-def test_iso_utc_prefix_cache_is_bounded() -> None:
-    for sec in range(_http._ISO_PREFIXES_MAX + 10):
-        _http.iso_utc(sec * 1_000_000_000)
-    assert len(_http._ISO_PREFIXES) <= _http._ISO_PREFIXES_MAX
 
 
 def test_tls_context_only_loaded_for_https(make_settings) -> None:

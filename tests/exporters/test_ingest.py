@@ -15,8 +15,7 @@ import pydantic_core
 import pytest
 
 from agentsight_async import _events as ev_mod
-from agentsight_async._events import event_uuid, iso_from_ns, span_id
-from agentsight_async._exporters._base import Batch, ConversationBatch
+from agentsight_async._events import Batch, ConversationBatch, event_uuid, iso_utc, span_id
 from agentsight_async._exporters._ingest import (
     BlockEncoder,
     IngestExporter,
@@ -273,7 +272,7 @@ def test_tool_without_turn_is_top_level(make_event) -> None:
     span = build_block(ConversationBatch("c", [act], {}), otel_template("i"))["spans"][0]
     assert span["parent_span_id"] is None
     assert span["status"] == "ok"
-    assert span["started_at"] == span["ended_at"] == iso_from_ns(act.ts_ns)
+    assert span["started_at"] == span["ended_at"] == iso_utc(act.ts_ns)
     assert "agentsight.turn.id" not in span["attributes"]
 
 

@@ -14,8 +14,7 @@ import httpx
 import pytest
 
 from agentsight_async import _events as ev_mod
-from agentsight_async._events import event_uuid
-from agentsight_async._exporters._base import Batch, ConversationBatch
+from agentsight_async._events import Batch, ConversationBatch, event_uuid
 from agentsight_async._exporters._rest import RestExporter
 
 

@@ -84,7 +84,7 @@ async def test_replayed_batches_do_not_duplicate(tmp_path: Path) -> None:
             await tracker.track_human_message(f"m{i}", conversation_id="d")
         await tracker.flush(timeout=10)
         # Export the same events again, as a retry after a lost answer would.
-        from agentsight_async._exporters._base import Batch, ConversationBatch
+        from agentsight_async._events import Batch, ConversationBatch
         from agentsight_async._exporters._sqlite import SqliteExporter
 
         events = [r.event for r in tracker._queues.convs["d"].results]
