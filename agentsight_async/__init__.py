@@ -17,12 +17,16 @@ Async code awaits the same methods on :class:`AsyncConversationTracker`::
 from ._config import Settings
 from ._events import Batch, ConversationBatch, Event, Outcome
 from ._exceptions import (
+    AgentSightApiJwtExpiredException,
+    AgentSightClientNotInitializedException,
     AgentSightError,
+    ApiServerException,
     ConfigurationError,
     ConversationApiException,
     ConversationNetworkException,
     ConversationTrackingException,
     FlushTimeoutError,
+    ForbiddenException,
     InvalidAnswerDataException,
     InvalidApiKeyException,
     InvalidAttachmentException,
@@ -32,6 +36,8 @@ from ._exceptions import (
     NoApiKeyException,
     NoConversationIdException,
     NoDataToSendException,
+    NotFoundException,
+    UnauthorizedException,
 )
 from ._exporters._base import Exporter
 from ._facade import ConversationTracker, conversation_tracker
@@ -39,7 +45,10 @@ from ._tracker import AsyncConversationTracker
 from ._version import __version__
 
 __all__ = [
+    "AgentSightApiJwtExpiredException",
+    "AgentSightClientNotInitializedException",
     "AgentSightError",
+    "ApiServerException",
     "AsyncConversationTracker",
     "Batch",
     "ConfigurationError",
@@ -51,6 +60,7 @@ __all__ = [
     "Event",
     "Exporter",
     "FlushTimeoutError",
+    "ForbiddenException",
     "InvalidAnswerDataException",
     "InvalidApiKeyException",
     "InvalidAttachmentException",
@@ -60,8 +70,10 @@ __all__ = [
     "NoApiKeyException",
     "NoConversationIdException",
     "NoDataToSendException",
+    "NotFoundException",
     "Outcome",
     "Settings",
+    "UnauthorizedException",
     "__version__",
     "conversation_tracker",
 ]

@@ -2,28 +2,36 @@
 
 Nothing in this module is ever raised from the background pipeline: delivery
 failures are logged, counted in ``stats()`` and passed to ``on_error``.  Only a
-call that the user made with bad input (or a blocking call that cannot complete)
-raises, and it raises one of these::
+call that the user made with bad input, or a blocking call that cannot
+complete, raises - one of these::
 
     AgentSightError
-     ├── ConfigurationError                 bad setting (names the variable)
-     │    ├── NoApiKeyException             a key was required and is missing
-     │    └── InvalidApiKeyException        the key does not match ags_<32 hex>_<6 hex>
-     ├── ConversationTrackingException      bad tracking input (names the argument)
-     │    ├── InvalidConversationDataException
-     │    ├── InvalidQuestionDataException
-     │    ├── InvalidAnswerDataException
-     │    ├── InvalidAttachmentException
-     │    ├── ConversationApiException      initialize_conversation() got an error status
-     │    └── ConversationNetworkException  initialize_conversation() could not connect
-     ├── MissingConversationIdException
-     ├── NoConversationIdException
-     ├── NoDataToSendException              send_tracked_data() with nothing tracked
-     └── FlushTimeoutError                  a blocking flush/close ran past its deadline
+     ├── ConfigurationError (ValueError)     bad setting (names the variable)
+     │    ├── NoApiKeyException              a key was required and is missing
+     │    └── InvalidApiKeyException         the key does not match ags_<32 hex>_<6 hex>
+     ├── ConversationTrackingException       a tracking call could not be done
+     │    ├── InvalidConversationDataException (ValueError)   bad input: names the argument
+     │    ├── InvalidQuestionDataException (ValueError)
+     │    ├── InvalidAnswerDataException (ValueError)
+     │    ├── InvalidAttachmentException (ValueError)
+     │    ├── ConversationApiException       the backend answered an error status
+     │    │    ├── NotFoundException         404
+     │    │    ├── UnauthorizedException     401
+     │    │    └── ForbiddenException        403
+     │    └── ConversationNetworkException   the backend could not be reached in time
+     ├── MissingConversationIdException (ValueError)
+     │    └── NoConversationIdException
+     ├── NoDataToSendException               send_tracked_data() with nothing tracked
+     ├── ApiServerException                  the backend failed (5xx) a reading call
+     ├── AgentSightApiJwtExpiredException    kept for the original's name
+     ├── AgentSightClientNotInitializedException (RuntimeError)
+     └── FlushTimeoutError (TimeoutError)    a blocking flush/close ran past its deadline
 
-The legacy names (``InvalidQuestionDataException`` ...) are kept so that code
-written against the original SDK keeps its ``except`` clauses.  Every message
-names the argument or setting and what was wrong with it.
+The original names are kept, with the original's subclass relations, so that
+code written against the original SDK keeps its ``except`` clauses.  Input
+errors are also ``ValueError`` s (the original raised plain ``ValueError`` for
+some of them); network and API errors are not.  Every message names the
+argument or setting and what was wrong with it.
 """
 
 from __future__ import annotations
@@ -64,32 +72,37 @@ class InvalidApiKeyException(ConfigurationError):
         )
 
 
-class ConversationTrackingException(AgentSightError, ValueError):
-    """A tracking call got input it cannot record.
+class ConversationTrackingException(AgentSightError):
+    """A tracking call could not be done: bad input, or the backend refused or was out of reach.
 
-    Subclasses ``ValueError`` as well, because the original SDK raised plain
-    ``ValueError`` for some of these (an unknown attachment mode).
+    The input errors below are ``ValueError`` s as well, because the original
+    SDK raised plain ``ValueError`` for some of them (an unknown attachment
+    mode); network and API errors are not.
     """
 
 
-class InvalidConversationDataException(ConversationTrackingException):
+class InvalidConversationDataException(ConversationTrackingException, ValueError):
     """Invalid conversation, action or button data."""
 
 
-class InvalidQuestionDataException(ConversationTrackingException):
+class InvalidQuestionDataException(ConversationTrackingException, ValueError):
     """Invalid user (human) message."""
 
 
-class InvalidAnswerDataException(ConversationTrackingException):
+class InvalidAnswerDataException(ConversationTrackingException, ValueError):
     """Invalid agent message."""
 
 
-class InvalidAttachmentException(ConversationTrackingException):
+class InvalidAttachmentException(ConversationTrackingException, ValueError):
     """Invalid attachment list, attachment entry or attachment mode."""
 
 
 class ConversationApiException(ConversationTrackingException):
-    """The backend answered a blocking call with an error status."""
+    """The backend answered a blocking call with an error status.
+
+    ``status_code`` is the HTTP status (None when there was no answer to read),
+    ``response_data`` the parsed error body, with any credential scrubbed.
+    """
 
     def __init__(
         self, message: str, status_code: int | None = None, response_data: Any = None
@@ -99,8 +112,35 @@ class ConversationApiException(ConversationTrackingException):
         self.response_data = response_data
 
 
+class NotFoundException(ConversationApiException):
+    """The backend answered 404: the conversation (or other resource) does not exist."""
+
+    def __init__(self, message: str = "Resource not found", response_data: Any = None) -> None:
+        super().__init__(message, 404, response_data)
+
+
+class UnauthorizedException(ConversationApiException):
+    """The backend answered 401: the API key is missing, wrong, or its subscription inactive."""
+
+    def __init__(
+        self, message: str = "Unauthorized - invalid or missing API key", response_data: Any = None
+    ) -> None:
+        super().__init__(message, 401, response_data)
+
+
+class ForbiddenException(ConversationApiException):
+    """The backend answered 403: the key may not do this (e.g. a ``read`` key writing)."""
+
+    def __init__(
+        self,
+        message: str = "Forbidden - not authorized to access this resource",
+        response_data: Any = None,
+    ) -> None:
+        super().__init__(message, 403, response_data)
+
+
 class ConversationNetworkException(ConversationTrackingException):
-    """A blocking call could not reach the backend."""
+    """A blocking call could not reach the backend (or got no answer in time)."""
 
 
 class MissingConversationIdException(AgentSightError, ValueError):
@@ -121,6 +161,26 @@ class NoDataToSendException(AgentSightError):
         super().__init__(message)
 
 
+class ApiServerException(AgentSightError):
+    """The backend failed a reading or managing call (a 5xx answer, after retries)."""
+
+
+class AgentSightApiJwtExpiredException(AgentSightError):
+    """Kept for the original package's name; this SDK authenticates with API keys only."""
+
+    def __init__(self, message: str = "JWT token has expired") -> None:
+        super().__init__(message)
+
+
+class AgentSightClientNotInitializedException(AgentSightError, RuntimeError):
+    """Kept for the original package's name: a client was used before it was set up."""
+
+    def __init__(
+        self, message: str = "AgentSight client must be initialized before using this feature"
+    ) -> None:
+        super().__init__(message)
+
+
 class FlushTimeoutError(AgentSightError, TimeoutError):
     """A blocking ``flush``/``close`` did not finish within its deadline.
 
@@ -130,12 +190,16 @@ class FlushTimeoutError(AgentSightError, TimeoutError):
 
 
 __all__ = [
+    "AgentSightApiJwtExpiredException",
+    "AgentSightClientNotInitializedException",
     "AgentSightError",
+    "ApiServerException",
     "ConfigurationError",
     "ConversationApiException",
     "ConversationNetworkException",
     "ConversationTrackingException",
     "FlushTimeoutError",
+    "ForbiddenException",
     "InvalidAnswerDataException",
     "InvalidApiKeyException",
     "InvalidAttachmentException",
@@ -145,4 +209,6 @@ __all__ = [
     "NoApiKeyException",
     "NoConversationIdException",
     "NoDataToSendException",
+    "NotFoundException",
+    "UnauthorizedException",
 ]

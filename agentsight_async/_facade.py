@@ -1,45 +1,53 @@
 """The sync facade: the original blocking ``ConversationTracker`` API over the async core.
 
-Design, after anyio's blocking portal:
+Design, after httpx's ``Client``/``AsyncClient`` and anyio's blocking portal:
 
-* The core runs on a private event loop in a named daemon thread, started on
-  first use - importing this module opens nothing and never raises.
+* :class:`ConversationTracker` and :class:`AsyncConversationTracker` share
+  :class:`~agentsight_async._tracker.BaseTracker` (validation, the current
+  conversation, the hot path, the reports); this class adds only blocking I/O.
+* The pipeline runs its flusher on a private event loop in a named daemon
+  thread, started on first use - importing this module opens nothing and never
+  raises.
 * Fire-and-forget calls (``track_*``, ``get_or_create_conversation``) run the
-  core's synchronous hot path in the caller's thread: validate, stamp, append.
-  They never cross threads per call; the flusher is woken at most once per batch.
+  hot path in the caller's thread: validate, stamp, queue.  They never cross
+  threads per call; the flusher is woken at most once per batch.
 * Blocking calls (``send_tracked_data``, ``initialize_conversation``,
-  ``flush``, ``close``) submit a coroutine to the private loop and wait on a
-  ``concurrent.futures.Future`` with a deadline.  That works from plain threads
-  and from inside a running event loop (Jupyter, a FastAPI handler) because
-  the loop that does the work is never the caller's.  Called from the private
-  loop's own thread - a callback of ours - they raise ``RuntimeError`` instead
-  of deadlocking.
+  ``flush``, ``close``) submit a coroutine to the private loop and wait with a
+  deadline (:meth:`Pipeline.call`).  That works from plain threads and from
+  inside a running event loop (Jupyter, a FastAPI handler) because the loop
+  that does the work is never the caller's.  Called from the private loop's
+  own thread - a callback of ours - they raise ``RuntimeError`` instead of
+  deadlocking.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
 import logging
-import os
 import threading
-import weakref
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 
 from ._config import Settings
-from ._exceptions import ConfigurationError, FlushTimeoutError
+from ._context import ConversationContext
+from ._events import CONVERSATION
+from ._exceptions import ConfigurationError
+from ._pipeline import Pipeline
 from ._stats import ErrorCallback
-from ._tracker import AsyncConversationTracker, _current, _fields
+from ._tracker import (
+    AsyncConversationTracker,
+    BaseTracker,
+    build_pipeline,
+    conversation_args,
+    sharing,
+)
 
 logger = logging.getLogger("agentsight_async")
-T = TypeVar("T")
 
 
-class ConversationTracker:
+class ConversationTracker(BaseTracker):
     """The documented blocking tracker; every original call works unchanged.
 
     ``conversation_tracker`` (module level) is the ready-made instance the
@@ -76,94 +84,42 @@ class ConversationTracker:
             **overrides,
         )
         self._lazy = lazy
-        self._core: AsyncConversationTracker | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        _facades.add(self)
+        self._aio: AsyncConversationTracker | None = None
+        super().__init__(None, ConversationContext())
         if not lazy:
-            self._ensure_core()
+            self._start()
 
-    # --- the core and its loop --------------------------------------------------------------
-    def _ensure_core(self) -> AsyncConversationTracker:
-        core = self._core
-        if core is not None and self._thread is not None:
-            return core
+    # --- the pipeline, built on first use -------------------------------------------------
+    def _start(self) -> Pipeline:
         with self._start_lock:
-            if self._core is None:
-                self._core = self._build_core()
-            if self._thread is None:
-                self._start_loop(self._core)
-            return self._core
+            pipeline = self._p
+            if pipeline is None:
+                pipeline = self._build()
+                self._attach(pipeline)
+                self._aio = None
+            pipeline.start_loop_thread()
+            return pipeline
 
-    def _build_core(self) -> AsyncConversationTracker:
-        opts = dict(self._options)
-        if opts.get("log_level") is None:
-            opts.pop("log_level")
+    def _build(self) -> Pipeline:
         try:
-            return AsyncConversationTracker(**opts)
+            return build_pipeline(**self._options)
         except ConfigurationError as exc:
             if not self._lazy:
                 raise
             logger.error("agentsight_async: tracking disabled, invalid configuration: %s", exc)
-            core = AsyncConversationTracker(settings=Settings.model_construct(enabled=False))
-            core.stats_counters.record_error(str(exc))
-            return core
-
-    def _start_loop(self, core: AsyncConversationTracker) -> None:
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            loop.call_soon(ready.set)
-            loop.run_forever()
-
-        thread = threading.Thread(target=run, name="agentsight-async-loop", daemon=True)
-        thread.start()
-        ready.wait()
-        core._loop = loop
-        core._owned_loop = True
-
-        async def start() -> None:
-            core._start_flusher(asyncio.get_running_loop())
-
-        asyncio.run_coroutine_threadsafe(start(), loop).result()
-        self._loop = loop
-        self._thread = thread
-
-    def _call(self, fn: Callable[[], Awaitable[T]], timeout: float | None) -> T:
-        """Run a coroutine on the private loop and wait for it, with a deadline."""
-        self._ensure_core()  # starts the loop thread on first use
-        if threading.current_thread() is self._thread:
-            raise RuntimeError(
-                "agentsight_async: a blocking ConversationTracker call was made from the "
-                "tracker's own event-loop thread; use the async API (tracker.aio) there"
-            )
-        loop = self._loop
-        if loop is None:  # closed concurrently by another thread
-            raise RuntimeError("agentsight_async: the tracker was closed during the call")
-
-        async def run() -> T:
-            return await fn()
-
-        fut = asyncio.run_coroutine_threadsafe(run(), loop)
-        try:
-            return fut.result(None if timeout is None else timeout + 1.0)
-        except concurrent.futures.TimeoutError:  # not the builtin one before 3.11
-            fut.cancel()
-            raise FlushTimeoutError(
-                f"agentsight_async: the call did not finish within {timeout} s"
-            ) from None
+            pipeline = build_pipeline(settings=Settings.model_construct(enabled=False))
+            pipeline.stats.record_error(str(exc))
+            return pipeline
 
     @property
     def aio(self) -> AsyncConversationTracker:
-        """The async core behind this tracker (``await tracker.aio.flush()``)."""
-        return self._ensure_core()
-
-    @property
-    def settings(self) -> Settings:
-        return self._ensure_core().settings
+        """The async tracker over this tracker's pipeline (``await tracker.aio.flush()``)."""
+        pipeline = self._pipeline
+        aio = self._aio
+        if aio is None:
+            aio = self._aio = sharing(pipeline, self._context)
+        return aio
 
     # --- documented API ----------------------------------------------------------------
     def get_or_create_conversation(
@@ -179,7 +135,7 @@ class ConversationTracker:
         metadata: dict[str, Any] | None = None,
     ) -> None:
         """Record the conversation and make it current for this thread (or task)."""
-        self._ensure_core()._set_conversation(conversation_id, _fields(locals()))
+        self._set_conversation(conversation_id, conversation_args(locals()))
 
     def initialize_conversation(
         self,
@@ -196,11 +152,10 @@ class ConversationTracker:
         timeout: float | None = None,
     ) -> None:
         """Create the conversation on the backend now (not marked used); blocks for the answer."""
-        core = self._ensure_core()
-        ev = core._initialize(conversation_id, _fields(locals()))
+        ev = self._initialize(conversation_id, conversation_args(locals()))
         if ev is not None:
-            limit = core._default_timeout() if timeout is None else timeout
-            self._call(lambda: core._await_event(ev, limit), limit)
+            limit = self._default_timeout() if timeout is None else timeout
+            self._pipeline.call(lambda: self._confirm(ev, limit), limit)
 
     def track_human_message(
         self,
@@ -212,7 +167,7 @@ class ConversationTracker:
         conversation_id: str | None = None,
     ) -> None:
         """Track a message from the end user; returns at once."""
-        self._ensure_core()._message(
+        self._message(
             "question", message, attachments, attachment_mode, metadata, conversation_id
         )
 
@@ -226,7 +181,7 @@ class ConversationTracker:
         conversation_id: str | None = None,
     ) -> None:
         """Track a message from the agent; returns at once."""
-        self._ensure_core()._message(
+        self._message(
             "answer", message, attachments, attachment_mode, metadata, conversation_id
         )
 
@@ -244,7 +199,7 @@ class ConversationTracker:
         conversation_id: str | None = None,
     ) -> None:
         """Track an action or tool call; returns at once."""
-        self._ensure_core()._action(
+        self._action(
             conversation_id,
             action_name,
             started_at,
@@ -266,7 +221,7 @@ class ConversationTracker:
         conversation_id: str | None = None,
     ) -> None:
         """Track a button click; returns at once."""
-        self._ensure_core()._button(conversation_id, button_event, label, value, metadata)
+        self._button(conversation_id, button_event, label, value, metadata)
 
     def track_attachments(
         self,
@@ -278,7 +233,7 @@ class ConversationTracker:
         conversation_id: str | None = None,
     ) -> None:
         """Track files (``mode`` ``base64`` or ``form_data``); returns at once."""
-        self._ensure_core()._attachments(conversation_id, attachments, sender, metadata, mode)
+        self._attachments(conversation_id, attachments, sender, metadata, mode)
 
     def track_token_usage(
         self,
@@ -292,7 +247,7 @@ class ConversationTracker:
         conversation_id: str | None = None,
     ) -> None:
         """Add one LLM call's token counts to the current conversation."""
-        self._ensure_core()._token_usage(
+        self._token_usage(
             conversation_id,
             prompt_tokens,
             completion_tokens,
@@ -304,23 +259,21 @@ class ConversationTracker:
 
     def get_token_usage(self, *, conversation_id: str | None = None) -> dict[str, int]:
         """The conversation's token counters, or ``{}``."""
-        return self._ensure_core()._get_token_usage(conversation_id)
+        return self._get_token_usage(conversation_id)
 
     def get_tracked_data_summary(self, *, conversation_id: str | None = None) -> dict[str, Any]:
         """What was tracked for the conversation since the last ``send_tracked_data()``."""
-        return self._ensure_core()._summary(conversation_id)
+        return self._summary(conversation_id)
 
     def send_tracked_data(
         self, *, conversation_id: str | None = None, timeout: float | None = None
     ) -> dict[str, Any]:
         """Flush the current conversation and return the documented items/summary structure."""
-        core = self._ensure_core()
-        cid = core._conversation_id(conversation_id)  # resolved in the caller's context
-        limit = core._default_timeout() if timeout is None else timeout
-        result: dict[str, Any] = self._call(
-            lambda: core.send_tracked_data(conversation_id=cid, timeout=limit), limit
-        )
-        return result
+        pipeline = self._pipeline
+        cid = self._context.resolve(conversation_id)  # resolved in the caller's context
+        limit = self._default_timeout() if timeout is None else timeout
+        pipeline.call(lambda: self._flush_conversation(cid, limit), limit)
+        return self._report(cid)
 
     def configure(
         self,
@@ -331,55 +284,43 @@ class ConversationTracker:
         **overrides: Any,
     ) -> None:
         """Change settings; invalid values raise :class:`ConfigurationError` here."""
-        core = self._ensure_core()
-        core._configured_settings(api_key, conversation_id, endpoint, log_level, dict(overrides))
-        self._call(
-            lambda: core.configure(api_key, conversation_id, endpoint, log_level, **overrides),
-            core.settings.shutdown_timeout + 5,
-        )
+        pipeline = self._pipeline
+        new = self._configured_settings(api_key, conversation_id, endpoint, log_level, overrides)
+        pipeline.call(lambda: pipeline.reconfigure(new), new.shutdown_timeout + 5)
+        self._configured(new)
         if conversation_id is not None:
-            _current.set(conversation_id)
+            self._context.set_current(new.conversation_id or conversation_id)
 
     @contextlib.contextmanager
     def conversation(self, conversation_id: str, **fields: Any) -> Iterator[ConversationTracker]:
         """Make *conversation_id* current for a ``with`` block in this thread or task."""
-        core = self._ensure_core()
-        data, size = core._conversation_data(conversation_id, fields)
-        token = _current.set(data["conversation_id"])
+        data, size = self._conversation_data(conversation_id, fields)
+        token = self._context.enter(data["conversation_id"])
         try:
-            core._record("conversation", data["conversation_id"], data, size, fields=data)
+            self._record_conversation(CONVERSATION, data, size)
             yield self
         finally:
-            _current.reset(token)
+            self._context.exit(token)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Block until everything tracked so far is delivered (or dropped); False on timeout."""
-        core = self._ensure_core()
-        limit = core._default_timeout() if timeout is None else timeout
-        return self._call(lambda: core.flush(limit), limit)
+        pipeline = self._pipeline
+        limit = self._default_timeout() if timeout is None else timeout
+        return pipeline.call(lambda: pipeline.flush(None, limit), limit)
 
     def close(self, timeout: float | None = None) -> None:
-        """Flush within *timeout* (default ``shutdown_timeout``) and stop the loop thread."""
-        core = self._core
-        if core is None or self._loop is None:
+        """Flush within *timeout* (default ``shutdown_timeout``) and stop the loop thread.
+
+        The tracker can be used again afterwards: the next call starts a new
+        pipeline (reading the settings again).
+        """
+        with self._start_lock:
+            pipeline, self._p, self._aio = self._p, None, None
+        if pipeline is None:
             return
-        limit = core.settings.shutdown_timeout if timeout is None else timeout
-        self._call(lambda: core.aclose(limit), limit + 5)
-        loop, thread = self._loop, self._thread
-        loop.call_soon_threadsafe(loop.stop)
-        if thread is not None:
-            thread.join(timeout=5)
-        self._thread = None
-        self._loop = None
-        self._core = None
-
-    def stats(self) -> dict[str, Any]:
-        """Delivery counters (see :meth:`AsyncConversationTracker.stats`)."""
-        return self._ensure_core().stats()
-
-    @property
-    def current_conversation_id(self) -> str | None:
-        return self._ensure_core().current_conversation_id
+        limit = pipeline.settings.shutdown_timeout if timeout is None else timeout
+        pipeline.call(lambda: pipeline.aclose(limit), limit + 5)
+        pipeline.stop_loop_thread()
 
     def __enter__(self) -> ConversationTracker:
         return self
@@ -387,26 +328,6 @@ class ConversationTracker:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        core = self._core
-        return f"<ConversationTracker {core!r}>" if core else "<ConversationTracker (not started)>"
-
-    def _after_fork_in_child(self) -> None:
-        self._thread = None
-        self._loop = None
-        self._start_lock = threading.Lock()
-
-
-_facades: weakref.WeakSet[ConversationTracker] = weakref.WeakSet()
-
-
-def _reset_facades_in_child() -> None:
-    for facade in list(_facades):
-        facade._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_facades_in_child)
 
 #: The module-level tracker of the original documentation.
 conversation_tracker = ConversationTracker(lazy=True)

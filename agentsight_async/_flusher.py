@@ -1,12 +1,17 @@
-"""The background flusher: one task on the core's event loop.
+"""The background flusher: one task on the pipeline's event loop.
 
 It wakes when the interval passes, when enough events are queued for a full
-batch (the tracker wakes it at most once per batch, never per event), and when
-someone flushes or closes.  Each wake it cuts batches from the conversations
-that have pending events and no request in flight, and exports them
-concurrently (at most ``max_concurrency`` batches at once).  A conversation is
-in at most one in-flight batch, so its events arrive in tracking order, and a
-conversation stuck in retries holds up only itself.
+batch (the producers wake it at most once per batch, never per event), and
+when someone flushes or closes.  Each wake is one :meth:`Flusher.step`: commit
+new events to the spool (if there is one), then cut batches from the
+conversations that have pending events and no request in flight, and export
+them concurrently (at most ``max_concurrency`` batches at once).  A
+conversation is in at most one in-flight batch, so its events arrive in
+tracking order, and a conversation stuck in retries holds up only itself.
+
+The flusher is given what it works with - the queues, one exporter, the
+settings, the counters, the spool, the error callback and a clock - and
+nothing else, so tests drive it one step at a time with a fake exporter.
 """
 
 from __future__ import annotations
@@ -16,14 +21,14 @@ import contextlib
 import logging
 import math
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
+from ._config import Settings
 from ._events import Batch, ConversationBatch, Outcome
 from ._exporters._base import Exporter
-from ._stats import call_on_error
-
-if TYPE_CHECKING:
-    from ._tracker import AsyncConversationTracker
+from ._queues import Queues
+from ._spool import Spool
+from ._stats import ErrorCallback, Stats, call_on_error
 
 logger = logging.getLogger("agentsight_async")
 
@@ -32,50 +37,86 @@ SPOOL_INTERVAL = 0.1
 
 
 class Flusher:
-    """Drives one exporter from the tracker's queues on one event loop."""
+    """Drives one exporter from the queues on one event loop.
+
+    Construct it on (or for) the loop it runs on; :meth:`start` runs
+    :meth:`run` as a task there.  *clock* is what the flush interval and the
+    retry budget are measured with (``time.monotonic`` unless a test fakes it).
+    """
 
     def __init__(
         self,
-        core: AsyncConversationTracker,
+        queues: Queues,
         exporter: Exporter,
-        loop: asyncio.AbstractEventLoop,
+        *,
+        settings: Settings,
+        stats: Stats,
+        spool: Spool | None = None,
+        on_error: ErrorCallback | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.core = core
+        self.queues = queues
         self.exporter = exporter
-        self.loop = loop
-        self.settings = core.settings
+        self.settings = settings
+        self.stats = stats
+        self.spool = spool
+        self._on_error = on_error
+        self._clock = clock
         self._wake = asyncio.Event()
         self._changed = asyncio.Condition()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._exports: set[asyncio.Task[None]] = set()
         self._flush_requests = 0
-        self._last_full_dispatch = time.monotonic()
+        self._last_full_dispatch = clock()
         self._shutdown_deadline = math.inf
         self._hard_stop = False
-        self._closed = False
+        self._closing = False
         self._runner: asyncio.Task[None] | None = None
-        self.spool = core._spool
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._spool_lock = asyncio.Lock()
         #: Set once the flusher runs (after replaying the spool, if there is one).
         self.started = asyncio.Event()
 
     # --- lifecycle -------------------------------------------------------------
-    def start(self) -> None:
-        self._runner = self.loop.create_task(self._run(), name="agentsight-flusher")
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Run :meth:`run` as a task on *loop* (call it from that loop's thread)."""
+        self._loop = loop
+        self._runner = loop.create_task(self.run(), name="agentsight-flusher")
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop the flusher runs on, once started."""
+        return self._loop
 
     @property
     def running(self) -> bool:
-        return self._runner is not None and not self._runner.done() and not self.loop.is_closed()
+        loop = self._loop
+        return (
+            self._runner is not None
+            and not self._runner.done()
+            and loop is not None
+            and not loop.is_closed()
+        )
 
-    def wake_threadsafe(self) -> None:
-        """Wake the flusher from any thread (the tracker calls this once per batch)."""
-        # A closed loop raises RuntimeError: the next loop's flusher picks the events up.
-        with contextlib.suppress(RuntimeError):
-            self.loop.call_soon_threadsafe(self._wake.set)
+    @property
+    def in_flight(self) -> int:
+        """Batches being exported now."""
+        return len(self._exports)
 
     def wake(self) -> None:
+        """Wake the flusher (from its own loop's thread)."""
         self._wake.set()
 
-    async def _run(self) -> None:
+    def wake_threadsafe(self) -> None:
+        """Wake the flusher from any thread (producers call this once per batch)."""
+        loop = self._loop
+        if loop is None:
+            return
+        # A closed loop raises RuntimeError: the next loop's flusher picks the events up.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._wake.set)
+
+    async def run(self) -> None:
+        """Replay the spool, then step on every wake and every interval until cancelled."""
         interval = self.settings.flush_interval
         try:
             if self.spool is not None:
@@ -90,16 +131,21 @@ class Flusher:
                     await asyncio.wait_for(self._wake.wait(), timeout=interval)
                 self._wake.clear()
                 try:
-                    await self._commit_spool()
-                    self._dispatch()
+                    await self.step()
                 except Exception as exc:  # a bug here must not stop deliveries for good
                     logger.exception("agentsight_async flusher step failed")
-                    self.core.stats_counters.record_error(f"{type(exc).__name__}: {exc}")
+                    self.stats.record_error(f"{type(exc).__name__}: {exc}")
         except asyncio.CancelledError:
             # The loop is going away (asyncio.run() ended) or stop() was called:
-            # put unfinished batches back; the next flusher sends them again.
-            await self._cancel_in_flight(requeue=not self._hard_stop)
+            # the export tasks decide themselves (via _hard_stop) whether their
+            # batches go back to the queues for the next flusher.
+            await self._cancel_exports()
             raise
+
+    async def step(self) -> None:
+        """One round: commit new events to the spool, then start what the budget allows."""
+        await self._commit_spool()
+        self._dispatch()
 
     async def _open_spool(self) -> None:
         spool = self.spool
@@ -108,43 +154,43 @@ class Flusher:
         if not spool.available and spool.path is None:
             replay = await spool.open()
             if replay:
-                refused = self.core._queues.admit_replayed(replay)
+                refused = self.queues.admit_replayed(replay)
                 await spool.delete(refused)
         if not spool.available:  # reported by the spool; go on without durability
-            self.core._queues.spooling = False
-            self.core._queues.take_unspooled()
+            self.queues.stop_spooling()
 
     async def _commit_spool(self) -> None:
         """Group-commit every event queued since the last commit (before any upload)."""
         if self.spool is None:
             return
         async with self._spool_lock:
-            items = self.core._queues.take_unspooled()
-            await self.spool.write(items)
+            await self.spool.write(self.queues.take_unspooled())
 
     def _dispatch(self) -> None:
         """Start as many batches as the concurrency budget and the queues allow."""
-        now = time.monotonic()
+        now = self._clock()
         force = (
             self._flush_requests > 0
-            or self._closed
+            or self._closing
             or now - self._last_full_dispatch >= self.settings.flush_interval
         )
         if force:
             self._last_full_dispatch = now
-        while len(self._tasks) < self.settings.max_concurrency:
-            batch = self.core._queues.cut_batch(force=force)
+        loop = asyncio.get_running_loop()
+        while len(self._exports) < self.settings.max_concurrency:
+            batch = self.queues.cut_batch(force=force)
             if batch is None:
                 break
-            task = self.loop.create_task(self._export(batch), name="agentsight-export")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task = loop.create_task(self._export(batch), name="agentsight-export")
+            self._exports.add(task)
+            task.add_done_callback(self._exports.discard)
 
     async def _export(self, batch: Batch) -> None:
-        budget_deadline = time.monotonic() + self.settings.retry_budget
+        budget_deadline = self._clock() + self.settings.retry_budget
         deadline = min(budget_deadline, self._shutdown_deadline)
-        self.core.stats_counters.in_flight += batch.event_count
-        self.core.stats_counters.batches += 1
+        stats = self.stats
+        stats.in_flight += batch.event_count
+        stats.batches += 1
         outcomes: list[list[Outcome]] | None = None
         try:
             await self._commit_spool()  # durable before it leaves the process
@@ -156,21 +202,21 @@ class Flusher:
                 gone = Outcome(False, None, "shut down before delivery", "shutdown")
                 outcomes = _all(batch, gone)
             else:
-                self.core._queues.requeue(batch)
+                self.queues.requeue(batch)
                 raise
         except Exception as exc:  # an exporter bug must never kill the pipeline
             logger.exception("agentsight_async %s exporter failed", self.exporter.name)
-            self.core.stats_counters.record_error(f"{type(exc).__name__}: {exc}")
-            call_on_error(self.core._on_error, exc, {"exporter": self.exporter.name})
+            stats.record_error(f"{type(exc).__name__}: {exc}")
+            call_on_error(self._on_error, exc, {"exporter": self.exporter.name})
             outcomes = _all(batch, Outcome(False, None, f"exporter error: {exc}", "rejected"))
         finally:
-            self.core.stats_counters.in_flight -= batch.event_count
+            stats.in_flight -= batch.event_count
             if outcomes is not None:
                 if self.spool is not None and self._shutdown_deadline < budget_deadline:
                     # Cut short by shutdown, not by its budget: with a spool, what
                     # was not delivered waits on disk for the next start.
                     batch, outcomes = self._keep_cut_short(batch, outcomes)
-                self.core._queues.complete(batch, outcomes)
+                self.queues.complete(batch, outcomes)
                 if self.spool is not None:
                     seqs = [ev.seq for c in batch.conversations for ev in c.events]
                     await asyncio.shield(self.spool.delete(seqs))
@@ -180,7 +226,7 @@ class Flusher:
         # (the done-callback that also removes it runs only on a later loop turn).
         task = asyncio.current_task()
         if task is not None:
-            self._tasks.discard(task)
+            self._exports.discard(task)
         self._dispatch()
 
     def _keep_cut_short(
@@ -201,16 +247,15 @@ class Flusher:
             if cut < len(results):
                 kept.append(ConversationBatch(part.conversation_id, part.events[cut:], part.fields))
         if kept:
-            self.core._queues.requeue(Batch(kept))
+            self.queues.requeue(Batch(kept))
         return Batch(done), done_outcomes
 
-    async def _cancel_in_flight(self, *, requeue: bool) -> None:
-        tasks = list(self._tasks)
+    async def _cancel_exports(self) -> None:
+        tasks = list(self._exports)
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        del requeue  # the export tasks decide themselves via _hard_stop
 
     # --- waiting -------------------------------------------------------------------
     async def wait_resolved(self, targets: dict[str, int], timeout: float | None) -> bool:
@@ -234,21 +279,22 @@ class Flusher:
 
     async def _wait_for(self, targets: dict[str, int]) -> None:
         async with self._changed:
-            await self._changed.wait_for(lambda: self.core._queues.resolved(targets))
+            await self._changed.wait_for(lambda: self.queues.resolved(targets))
 
     async def stop(self, timeout: float) -> None:
-        """Deliver what can be delivered within *timeout*, then drop the rest as ``shutdown``."""
-        self._closed = True
-        self._shutdown_deadline = time.monotonic() + timeout
-        await self.wait_resolved(self.core._queues.flush_targets(None), timeout)
+        """Deliver what can be delivered within *timeout*, then drop the rest as ``shutdown``.
+
+        With an available spool the rest is kept on disk for the next start instead.
+        """
+        self._closing = True
+        self._shutdown_deadline = self._clock() + timeout
+        await self.wait_resolved(self.queues.flush_targets(None), timeout)
         self._hard_stop = True
-        if self._runner is not None:
-            self._runner.cancel()
-            await asyncio.gather(self._runner, return_exceptions=True)
-        await self._cancel_in_flight(requeue=False)
+        await self._stop_runner()
+        await self._cancel_exports()
         if self.spool is not None and self.spool.available:
             await self._commit_spool()
-            kept = self.core._queues.forget_pending()
+            kept = self.queues.forget_pending()
             if kept:
                 logger.warning(
                     "agentsight_async: %d undelivered event(s) kept in the spool %s "
@@ -257,18 +303,21 @@ class Flusher:
                     self.spool.directory,
                 )
         else:
-            self.core._queues.drop_pending("shutdown")
-        try:
-            await self.exporter.aclose()
-        except Exception:
-            logger.exception("agentsight_async exporter close failed")
+            self.queues.drop_pending("shutdown")
+        await self._close_exporter()
 
     async def detach(self) -> None:
         """Stop without dropping anything: in-flight batches go back to the queues."""
+        await self._stop_runner()
+        await self._cancel_exports()
+        await self._close_exporter()
+
+    async def _stop_runner(self) -> None:
         if self._runner is not None:
             self._runner.cancel()
             await asyncio.gather(self._runner, return_exceptions=True)
-        await self._cancel_in_flight(requeue=True)
+
+    async def _close_exporter(self) -> None:
         try:
             await self.exporter.aclose()
         except Exception:

@@ -1,14 +1,15 @@
 """Per-conversation ordered queues, bounded in events and bytes.
 
 Small events enter through a lock-free *inbox* (a ``deque``, whose ``append``
-is atomic): the hot path pays one append, not a lock.  A plain-text message
-enters as a bare ``(kind, conversation_id, ts_ns, text)`` tuple and becomes an
-:class:`Event` (with its id) only when drained - the inbox is FIFO, so ids still
-follow tracking order.  Whoever next takes the
-lock - the flusher, a blocking call, or a producer when the inbox reaches
-:data:`DRAIN_AT` events - first moves the inbox into the conversations, in
-order.  Large events and conversation items take the lock directly, after
-draining, so each thread's events keep their order.
+is atomic): the hot path pays one append, not a lock.  An event enters as a
+bare ``(kind, conversation_id, ts_ns, payload, size)`` tuple - the payload of a
+plain message is just its text - and becomes an :class:`Event` (with its id)
+only when drained; the inbox is FIFO, so ids still follow tracking order.
+Whoever next takes the lock - the flusher, a blocking call, or a producer when
+the inbox reaches :data:`DRAIN_AT` events - first moves the inbox into the
+conversations, in order.  Large events, conversation items, and any event while
+the queue is near a cap take the lock directly, after draining, so each
+thread's events keep their order and admission is exact.
 
 The tracker appends (any thread, under one short lock); the flusher cuts
 batches, and records what happened to them.  Conversations that have pending
@@ -38,9 +39,19 @@ DRAIN_AT = 1024
 #: dict, ints, deque slots) - measured ~450 bytes for a short message; counted
 #: so that ``max_queue_bytes`` bounds memory, not just payload.
 EVENT_MEMORY = 320
-#: JSON overhead of one message event beyond its text (see _validation.EVENT_OVERHEAD).
-_MESSAGE_OVERHEAD = 160
+#: What an inbox item may cost at most once queued: :meth:`Queues.push` reserves this
+#: much for each item still in the inbox, so the byte cap holds before they are drained.
+INBOX_RESERVE = SMALL_EVENT + EVENT_MEMORY
 _NO_METADATA: dict[str, Any] = {}
+
+
+def _data(kind: str, payload: Any) -> dict[str, Any]:
+    """An event's data from what :meth:`Queues.push` was given (a message's text, or data)."""
+    if type(payload) is str:
+        sender = "agent" if kind == ANSWER else "end_user"
+        return {"content": payload, "sender": sender, "metadata": _NO_METADATA}
+    data: dict[str, Any] = payload
+    return data
 
 
 class Result:
@@ -144,101 +155,42 @@ class Queues:
             self._drain()
             yield
 
-    def _drain(self, limit: int | None = None) -> None:
-        """Move inbox items into their conversations, in order (at most *limit* of them).
-
-        This runs once per event on the flusher's loop, so it is written for
-        speed: plain messages are built and queued inline, counters summed.
-        """
-        inbox = self.inbox
-        if not inbox:
-            return
-        stats = self.stats
-        convs, ready = self.convs, self.ready
-        max_bytes = self.max_bytes
-        queued_bytes = stats.queued_bytes
-        added = full = 0
-        spooling = self.spooling
-        count = len(inbox) if limit is None else min(limit, len(inbox))
-        for _ in range(count):
-            item = inbox.popleft()
-            if type(item) is not tuple:
-                stats.queued_bytes = queued_bytes
-                stats.queued_events += added
-                stats.tracked += added
-                added = 0
-                if queued_bytes + item.size + EVENT_MEMORY > max_bytes:
-                    full += 1
-                else:
-                    self._enqueue(item, None)
-                queued_bytes = stats.queued_bytes
-                continue
-            kind, cid, ts_ns, text = item
-            size = _MESSAGE_OVERHEAD + len(text)
-            if queued_bytes + size + EVENT_MEMORY > max_bytes:
-                full += 1
-                continue
-            sender = "agent" if kind == ANSWER else "end_user"
-            ev = Event(
-                kind,
-                cid,
-                ts_ns,
-                next_seq(),
-                {"content": text, "sender": sender, "metadata": _NO_METADATA},
-                size,
-            )
-            conv = convs.get(cid)
-            if conv is None:
-                conv = self._new(cid)
-            conv.pending.append(ev)
-            conv.enqueued += 1
-            if spooling:
-                self.unspooled.append((ev, None))
-            if not conv.in_flight and cid not in ready:
-                ready[cid] = conv
-            queued_bytes += size + EVENT_MEMORY
-            added += 1
-        stats.queued_bytes = queued_bytes
-        stats.queued_events += added
-        stats.tracked += added
-        if full:
-            stats.drop("queue_full", full)
-
-    def push_message(self, kind: str, cid: str, ts_ns: int, text: str) -> bool | None:
-        """The hot path for a plain short message: one tuple appended, no lock."""
-        stats = self.stats
-        inbox = self.inbox
-        queued = stats.queued_events + len(inbox)
-        if queued >= self.max_events or stats.queued_bytes >= self.max_bytes:
-            return None
-        inbox.append((kind, cid, ts_ns, text))
-        if len(inbox) >= DRAIN_AT:
-            with self.lock:
-                self._drain()
-        if queued + 1 >= self.batch_size and not self.wake_sent:
-            self.wake_sent = True
-            return True
-        return False
-
-    def push(self, ev: Event) -> bool | None:
-        """The hot path for small events: no lock.  None if full, else whether to wake."""
-        stats = self.stats
-        inbox = self.inbox
-        queued = stats.queued_events + len(inbox)
-        if queued >= self.max_events or stats.queued_bytes >= self.max_bytes:
-            return None
-        inbox.append(ev)
-        if len(inbox) >= DRAIN_AT:
-            with self.lock:
-                self._drain()
-        if queued + 1 >= self.batch_size and not self.wake_sent:
-            self.wake_sent = True
-            return True
-        return False
-
     # --- producer side --------------------------------------------------------------------
+    def push(self, kind: str, cid: str, ts_ns: int, payload: Any, size: int) -> bool | None:
+        """The hot path: queue one event that carries no conversation fields.
+
+        *payload* is a plain message's text, or the event's data dict.  A small
+        event is one tuple appended to the inbox, without the lock; a large one,
+        or any event while the queue is near its byte cap, is decided exactly
+        under the lock (:meth:`append`).  Returns None when the event does not
+        fit - the only moment an event is refused for room: an accepted event is
+        never dropped later for lack of it - else whether to wake the flusher
+        (once per batch).
+        """
+        stats = self.stats
+        inbox = self.inbox
+        # The inbox length is read before the counters: the drain counts items
+        # before it takes them out, so no accepted item is ever missed here.
+        waiting = len(inbox)
+        queued = stats.queued_events + waiting
+        if (
+            queued >= self.max_events
+            or size > SMALL_EVENT
+            or stats.queued_bytes + (waiting + 1) * INBOX_RESERVE > self.max_bytes
+        ):
+            return self.append(Event(kind, cid, ts_ns, 0, _data(kind, payload), size), None)
+        inbox.append((kind, cid, ts_ns, payload, size))
+        if waiting + 1 >= DRAIN_AT:
+            with self.lock:
+                self._drain()
+        if queued + 1 >= self.batch_size and not self.wake_sent:
+            self.wake_sent = True
+            return True
+        return False
+
     def append(self, ev: Event, fields: dict[str, Any] | None) -> bool | None:
-        """Queue *ev* under the lock.  Returns None if full (dropped), else whether to wake."""
+        """Queue *ev* under the lock, exactly within the caps: None if it does not fit,
+        else whether to wake the flusher."""
         stats = self.stats
         with self.locked():
             if stats.queued_events >= self.max_events or (
@@ -250,6 +202,42 @@ class Queues:
                 self.wake_sent = True
                 return True
             return False
+
+    def _drain(self, limit: int | None = None) -> None:
+        """Move inbox items into their conversations, in order (at most *limit* of them).
+
+        Every item was admitted by :meth:`push`, so none is refused here.  The
+        counters grow by a conservative reservation *before* the items leave the
+        inbox and are corrected after, so a producer reading the inbox and then
+        the counters always sees each item at least once.  This runs once per
+        event on the flusher's loop: events are built and queued inline.
+        """
+        inbox = self.inbox
+        count = len(inbox) if limit is None else min(limit, len(inbox))
+        if not count:
+            return
+        stats = self.stats
+        reserved = count * INBOX_RESERVE
+        stats.queued_events += count
+        stats.queued_bytes += reserved
+        convs, ready = self.convs, self.ready
+        spooling = self.spooling
+        total = 0
+        for _ in range(count):
+            kind, cid, ts_ns, payload, size = inbox.popleft()
+            ev = Event(kind, cid, ts_ns, next_seq(), _data(kind, payload), size)
+            conv = convs.get(cid)
+            if conv is None:
+                conv = self._new(cid)
+            conv.pending.append(ev)
+            conv.enqueued += 1
+            if spooling:
+                self.unspooled.append((ev, None))
+            if not conv.in_flight and cid not in ready:
+                ready[cid] = conv
+            total += size
+        stats.queued_bytes += total + count * EVENT_MEMORY - reserved
+        stats.tracked += count
 
     def _enqueue(self, ev: Event, fields: dict[str, Any] | None, *, replayed: bool = False) -> None:
         # Ids are taken here, under the lock, in queue order: they follow tracking
@@ -278,6 +266,12 @@ class Queues:
             conv = self.convs.get(conversation_id) or self._new(conversation_id)
             for key, n in counts.items():
                 conv.tokens[key] = conv.tokens.get(key, 0) + n
+
+    def stop_spooling(self) -> None:
+        """The spool is unavailable: stop collecting events for it and forget what waits."""
+        with self.lock:
+            self.spooling = False
+            self.unspooled = []
 
     def take_unspooled(self) -> list[tuple[Event, dict[str, Any] | None]]:
         with self.locked():

@@ -35,7 +35,7 @@ def test_blocking_calls_inside_a_running_event_loop(memory_singleton: str) -> No
 
 def test_blocking_call_from_the_trackers_own_loop_thread_raises(memory_singleton: str) -> None:
     conversation_tracker.track_human_message("warm up", conversation_id="x")
-    loop = conversation_tracker._loop
+    loop = conversation_tracker._pipeline.loop
     assert loop is not None
     outcome: list[BaseException | bool] = []
 

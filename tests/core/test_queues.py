@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+
 from agentsight_async._events import ANSWER, DELIVERED, QUESTION, Event
-from agentsight_async._queues import EVENT_MEMORY, Queues
+from agentsight_async._queues import EVENT_MEMORY, INBOX_RESERVE, Queues
 from agentsight_async._stats import Stats
+from agentsight_async._validation import EVENT_OVERHEAD
+
+
+def msg_size(text: str) -> int:
+    return EVENT_OVERHEAD + len(text)
 
 
 def make(**kw: int) -> Queues:
@@ -20,9 +27,9 @@ def deliver_all(q: Queues) -> None:
 
 def test_ids_follow_queue_order_across_inbox_and_locked_appends() -> None:
     q = make()
-    q.push_message(QUESTION, "c", 1, "first")
+    q.push(QUESTION, "c", 1, "first", msg_size("first"))
     q.append(Event("action", "c", 2, 0, {"action_name": "a"}, 10), None)
-    q.push_message(ANSWER, "c", 3, "third")
+    q.push(ANSWER, "c", 3, "third", msg_size("third"))
     events = q.tracked_events("c")
     assert [e.data.get("content") or e.data.get("action_name") for e in events] == [
         "first",
@@ -38,7 +45,7 @@ def test_kept_results_are_bounded_across_many_conversations() -> None:
     q = make(max_events=10**6)
     q.max_results = 1000
     for i in range(20_000):
-        q.push_message(QUESTION, f"c{i % 5000}", i, f"m{i}")
+        q.push(QUESTION, f"c{i % 5000}", i, f"m{i}", msg_size(f"m{i}"))
     deliver_all(q)
     assert q.result_count == 1000
     assert sum(len(c.results) for c in q.convs.values()) == 1000
@@ -53,7 +60,7 @@ def test_kept_results_are_bounded_across_many_conversations() -> None:
 def test_idle_conversations_are_evicted_oldest_first_busy_ones_kept() -> None:
     q = make()
     q.max_conversations = 100
-    q.push_message(QUESTION, "busy", 0, "pending")  # never delivered: stays busy
+    q.push(QUESTION, "busy", 0, "pending", msg_size("pending"))  # never delivered: stays busy
     with q.locked():
         pass
     for i in range(500):
@@ -67,13 +74,62 @@ def test_idle_conversations_are_evicted_oldest_first_busy_ones_kept() -> None:
 
 def test_byte_cap_counts_memory_not_just_payload() -> None:
     q = make()
-    q.push_message(QUESTION, "c", 0, "x" * 40)
+    q.push(QUESTION, "c", 0, "x" * 40, msg_size("x" * 40))
     with q.locked():
         pass
-    assert q.stats.queued_bytes == 160 + 40 + EVENT_MEMORY
+    assert q.stats.queued_bytes == EVENT_OVERHEAD + 40 + EVENT_MEMORY
     q.max_bytes = q.stats.queued_bytes + 10
-    assert q.push_message(QUESTION, "c", 1, "y") is False  # accepted into the inbox ...
+    assert q.push(QUESTION, "c", 1, "y", msg_size("y")) is None  # refused at the call ...
+    assert q.stats.queued_events == 1  # ... and nothing else changed
+    assert len(q.inbox) == 0
+
+
+def test_an_accepted_event_is_never_dropped_later_for_room() -> None:
+    """Exact admission: whatever push() accepted is queued, however threads interleave."""
+    q = make(max_bytes=400 * (EVENT_OVERHEAD + 8 + EVENT_MEMORY), batch_size=10**6)
+    accepted = [0] * 8
+    refused = [0] * 8
+    start = threading.Barrier(8)
+
+    def produce(t: int) -> None:
+        start.wait()
+        for i in range(2_000):
+            text = f"t{t}-{i:05d}"
+            if q.push(QUESTION, f"c{t}", i, text, msg_size(text)) is None:
+                refused[t] += 1
+            else:
+                accepted[t] += 1
+            if i % 500 == 0:  # the flusher drains now and then
+                with q.locked():
+                    pass
+
+    threads = [threading.Thread(target=produce, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
     with q.locked():
         pass
-    assert q.stats.dropped["queue_full"] == 1  # ... and refused when it would not fit
-    assert q.stats.queued_events == 1
+    assert sum(refused) > 0  # the cap was reached
+    assert q.stats.queued_events == sum(accepted)
+    assert q.stats.tracked == sum(accepted)
+    assert q.stats.dropped["queue_full"] == 0  # the queue itself never dropped one
+    # bounded: the exact cap, give or take one small event per concurrent producer
+    assert q.stats.queued_bytes <= q.max_bytes + 8 * INBOX_RESERVE
+    # and each producer's accepted events are queued in its own order
+    for t in range(8):
+        conv = q.convs.get(f"c{t}")
+        texts = [ev.data["content"] for ev in conv.pending] if conv else []
+        assert texts == sorted(texts)
+        assert len(texts) == accepted[t]
+
+
+def test_near_the_cap_push_decides_exactly_under_the_lock() -> None:
+    size = msg_size("abc")
+    q = make(max_bytes=5 * (size + EVENT_MEMORY))
+    results = [q.push(QUESTION, "c", i, "abc", size) for i in range(7)]
+    assert [r is not None for r in results] == [True] * 5 + [False] * 2
+    with q.locked():
+        pass
+    assert q.stats.queued_events == 5
+    assert q.stats.queued_bytes == 5 * (size + EVENT_MEMORY)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -87,7 +88,7 @@ async def deliver_from_spool(url: str, spool: Path, protocol: str) -> dict:  # t
 
 
 @pytest.mark.parametrize("protocol", ["ingest", "rest"])
-async def test_killed_during_an_outage_then_replayed_exactly_once(
+def test_killed_during_an_outage_then_replayed_exactly_once(
     tmp_path: Path, protocol: str
 ) -> None:
     spool = tmp_path / "spool"
@@ -100,9 +101,9 @@ async def test_killed_during_an_outage_then_replayed_exactly_once(
         wait_for(lambda: spooled_rows(spool) == count)
     finally:
         proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+        proc.communicate(timeout=30)  # waits, and closes the pipes
     with LocalCollector(tmp_path / "c.db", api_keys=[DUMMY_API_KEY]) as collector:
-        stats = await deliver_from_spool(collector.url, spool, protocol)
+        stats = asyncio.run(deliver_from_spool(collector.url, spool, protocol))
         got = stored_contents(tmp_path / "c.db", "spooled")
     assert got == [f"m{i:05d}" for i in range(count)]
     assert stats["delivered"] == count
@@ -110,7 +111,7 @@ async def test_killed_during_an_outage_then_replayed_exactly_once(
     assert list(spool.glob("spool-*.db")) == []  # emptied files are removed
 
 
-async def test_killed_mid_stream_delivers_the_rest_without_duplicates(tmp_path: Path) -> None:
+def test_killed_mid_stream_delivers_the_rest_without_duplicates(tmp_path: Path) -> None:
     spool = tmp_path / "spool"
     count = 2000
     db = tmp_path / "c.db"
@@ -121,11 +122,11 @@ async def test_killed_mid_stream_delivers_the_rest_without_duplicates(tmp_path: 
             wait_for(lambda: len(stored_contents(db, "spooled")) > 100)
         finally:
             proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=30)
+            proc.communicate(timeout=30)  # waits, and closes the pipes
         before = stored_contents(db, "spooled")
         in_spool = spooled_rows(spool)
         assert in_spool > 0 or len(before) == count
-        await deliver_from_spool(collector.url, spool, "ingest")
+        asyncio.run(deliver_from_spool(collector.url, spool, "ingest"))
         after = stored_contents(db, "spooled")
     # every event that was stored or spooled at the kill is stored now, once, in order
     assert len(after) >= len(before) + 1 or in_spool == 0

@@ -87,8 +87,8 @@ async def test_replayed_batches_do_not_duplicate(tmp_path: Path) -> None:
         from agentsight_async._events import Batch, ConversationBatch
         from agentsight_async._exporters._sqlite import SqliteExporter
 
-        events = [r.event for r in tracker._queues.convs["d"].results]
-        exporter = SqliteExporter(tracker.settings, tracker.stats_counters)
+        events = [r.event for r in tracker._pipeline.queues.convs["d"].results]
+        exporter = SqliteExporter(tracker.settings, tracker._pipeline.stats)
         outcomes = await exporter.export(Batch([ConversationBatch("d", events)]), 0)
         await exporter.aclose()
         assert all(o.ok for o in outcomes[0])

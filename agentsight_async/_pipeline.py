@@ -1,0 +1,446 @@
+"""The delivery pipeline behind a tracker: queues, spool, flusher, their event loop, hooks.
+
+A tracking call validates its arguments and hands the pipeline one event
+(:meth:`Pipeline.push`).  From there the pipeline owns everything:
+
+* the per-conversation queues, bounded in events and bytes, and the counters
+  that ``stats()`` shows;
+* the durable spool, opened with the first flusher when
+  ``AGENTSIGHT_SPOOL_DIR`` is set;
+* the flusher and the exporter it drives, on exactly one event loop at a time:
+  the running loop of the first async call (:meth:`Pipeline.bind`), or a
+  private loop in a daemon thread for sync callers
+  (:meth:`Pipeline.start_loop_thread`, after anyio's blocking portal);
+* waits from async code on any loop (:meth:`Pipeline.run`) and blocking calls
+  from any other thread (:meth:`Pipeline.call`), every one with a deadline;
+* the process hooks: at interpreter exit every pipeline flushes within its
+  ``shutdown_timeout``; in a forked child every pipeline starts empty (the
+  parent owns, and sends, what it had queued).
+
+A sync facade and its ``.aio`` share one pipeline, so they share queues,
+counters and the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from ._config import Settings
+from ._events import Event
+from ._exceptions import FlushTimeoutError
+from ._exporters._base import Exporter
+from ._flusher import Flusher
+from ._queues import Queues
+from ._spool import Spool
+from ._stats import ErrorCallback, Stats
+
+logger = logging.getLogger("agentsight_async")
+T = TypeVar("T")
+
+ExporterFactory = Callable[[Settings, Stats, "ErrorCallback | None"], Exporter]
+
+
+class Pipeline:
+    """Queues, spool and flusher for one tracker, and the loop they run on.
+
+    *exporter_factory* builds the exporter each time a flusher starts (on a new
+    loop, or after :meth:`reconfigure`).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        exporter_factory: ExporterFactory,
+        on_error: ErrorCallback | None = None,
+    ) -> None:
+        self.on_error = on_error
+        self.stats = Stats()
+        self.settings = settings
+        self.queues = self._new_queues(settings)
+        self._exporter_factory = exporter_factory
+        self._flusher: Flusher | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None  # the loop thread we own, if any
+        self._spool: Spool | None = None
+        self._closed = False
+        self._start_lock = threading.Lock()
+        self.disabled = False
+        self.apply(settings)
+        _live.add(self)
+
+    # --- settings ------------------------------------------------------------------
+    def apply(self, settings: Settings) -> None:
+        """Take *settings* for what follows: caps, batch limits, enabled, log level."""
+        self.settings = settings
+        q = self.queues
+        q.batch_size, q.batch_bytes = settings.batch_size, settings.batch_bytes
+        q.max_events, q.max_bytes = settings.max_queue_events, settings.max_queue_bytes
+        reason = settings.tracking_disabled_reason
+        self.disabled = reason is not None
+        if reason is not None and settings.enabled:
+            logger.warning("agentsight_async: tracking is disabled: %s", reason)
+        if settings.log_level is not None:
+            logger.setLevel(settings.log_level)
+
+    def _new_queues(self, settings: Settings) -> Queues:
+        queues = Queues(
+            self.stats,
+            batch_size=settings.batch_size,
+            batch_bytes=settings.batch_bytes,
+            max_events=settings.max_queue_events,
+            max_bytes=settings.max_queue_bytes,
+        )
+        # Every event is spooled from the first one on (the file opens with the flusher).
+        queues.spooling = bool(settings.spool_dir)
+        return queues
+
+    def snapshot(self) -> dict[str, Any]:
+        """The counters as ``stats()`` shows them."""
+        with self.queues.locked():
+            snap = self.stats.as_dict()
+        s = self.settings
+        snap["exporter"] = s.scheme if s.scheme != "http" else s.protocol
+        snap["enabled"] = not self.disabled
+        return snap
+
+    # --- the hot path ----------------------------------------------------------------
+    def push(self, kind: str, conversation_id: str, payload: Any, size: int) -> bool:
+        """Queue one event that carries no conversation fields; never blocks or raises.
+
+        *payload* is a plain message's text or the event's data dict, *size*
+        its estimated JSON size.  False when the event was dropped (tracking
+        disabled, or no room); the drop is counted.
+        """
+        if self.disabled:
+            self.stats.dropped["disabled"] += 1
+            return False
+        wake = self.queues.push(kind, conversation_id, time.time_ns(), payload, size)
+        if wake is None:
+            self.stats.drop("queue_full")
+            return False
+        if wake:
+            self._wake_flusher()
+        return True
+
+    def append(self, ev: Event, fields: dict[str, Any] | None = None) -> bool:
+        """Queue *ev* (a conversation item: *fields* update the conversation's fields).
+
+        Like :meth:`push`, but the caller keeps the :class:`Event` to wait for it.
+        """
+        if self.disabled:
+            self.stats.dropped["disabled"] += 1
+            return False
+        wake = self.queues.append(ev, fields)
+        if wake is None:
+            self.stats.drop("queue_full")
+            return False
+        if wake:
+            self._wake_flusher()
+        return True
+
+    def _wake_flusher(self) -> None:
+        flusher = self._flusher
+        if flusher is None:
+            return
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not None and running is flusher.loop:
+            flusher.wake()
+        else:
+            flusher.wake_threadsafe()
+
+    def must_wait(self) -> bool:
+        """True when an awaiting caller should wait for room (``backpressure_timeout``)."""
+        return self.settings.backpressure_timeout > 0 and not self.disabled and self.queues.full()
+
+    async def wait_for_room(self) -> None:
+        """Wait up to ``backpressure_timeout`` for the flusher to free space in the queues."""
+        deadline = time.monotonic() + self.settings.backpressure_timeout
+        delay = 0.002
+        while self.queues.full() and time.monotonic() < deadline:
+            self._wake_flusher()
+            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 0.05)
+
+    # --- the event loop ----------------------------------------------------------------
+    def bind(self) -> None:
+        """From async code: make sure a flusher runs, on this loop unless another owns it.
+
+        The first loop to call wins.  A loop that ended (``asyncio.run()``
+        returned) hands over to the next one that calls; events queued in
+        between are kept.  While a live loop - the private loop thread, or an
+        application loop running in another thread - owns the flusher, other
+        loops only queue.
+        """
+        loop = asyncio.get_running_loop()
+        owner = self._loop
+        if (
+            owner is not None
+            and owner is not loop
+            and not owner.is_closed()
+            and (owner.is_running() or self._thread is not None)
+        ):
+            return  # another live loop owns the flusher
+        flusher = self._flusher
+        if owner is loop and flusher is not None and flusher.running:
+            return
+        self._start_flusher(loop)
+
+    def _start_flusher(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._closed:
+            return
+        exporter = self._exporter_factory(self.settings, self.stats, self.on_error)
+        if self.settings.spool_dir and self._spool is None and not self.disabled:
+            self._spool = Spool(self.settings.spool_dir, self.stats)
+        flusher = Flusher(
+            self.queues,
+            exporter,
+            settings=self.settings,
+            stats=self.stats,
+            spool=self._spool,
+            on_error=self.on_error,
+        )
+        self._loop = loop
+        self._flusher = flusher
+        flusher.start(loop)
+        if self.queues.backlog:
+            flusher.wake()
+
+    def start_loop_thread(self) -> None:
+        """Run the flusher on a private event loop in a daemon thread (for sync callers).
+
+        Idempotent.  Fire-and-forget calls never touch this loop; blocking calls
+        reach it through :meth:`call`.
+        """
+        if self._thread is not None:
+            return
+        with self._start_lock:
+            if self._thread is not None:
+                return
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def run() -> None:
+                asyncio.set_event_loop(loop)
+                loop.call_soon(ready.set)
+                loop.run_forever()
+
+            thread = threading.Thread(target=run, name="agentsight-async-loop", daemon=True)
+            thread.start()
+            ready.wait()
+            self._loop = loop
+            self._thread = thread
+
+            async def bind_here() -> None:
+                self.bind()
+
+            asyncio.run_coroutine_threadsafe(bind_here(), loop).result()
+
+    def stop_loop_thread(self) -> None:
+        """Stop the private loop thread (after :meth:`aclose`); a no-op without one."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=5)
+        if not thread.is_alive():
+            loop.close()
+        self._thread = None
+        self._loop = None
+
+    def call(self, fn: Callable[[], Awaitable[T]], timeout: float | None) -> T:
+        """Run ``fn()`` on the private loop and wait for it, from any other thread.
+
+        Raises :class:`FlushTimeoutError` when *timeout* (plus a second of
+        slack) passes - the work goes on in the background - and
+        ``RuntimeError`` when called from the loop's own thread, where waiting
+        would deadlock.
+        """
+        self.start_loop_thread()
+        if threading.current_thread() is self._thread:
+            raise RuntimeError(
+                "agentsight_async: a blocking ConversationTracker call was made from the "
+                "tracker's own event-loop thread; use the async API (tracker.aio) there"
+            )
+        loop = self._loop
+        if loop is None:  # closed concurrently by another thread
+            raise RuntimeError("agentsight_async: the tracker was closed during the call")
+
+        async def run() -> T:
+            return await fn()
+
+        fut = asyncio.run_coroutine_threadsafe(run(), loop)
+        try:
+            return fut.result(None if timeout is None else timeout + 1.0)
+        except concurrent.futures.TimeoutError:  # not the builtin one before 3.11
+            fut.cancel()
+            raise FlushTimeoutError(
+                f"agentsight_async: the call did not finish within {timeout} s"
+            ) from None
+
+    async def run(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Await ``fn()`` on the pipeline's loop, from async code on any loop."""
+        self.bind()
+        loop = self._loop
+        if loop is None or loop is asyncio.get_running_loop():
+            return await fn()
+        fut = asyncio.run_coroutine_threadsafe(_call(fn), loop)
+        return await asyncio.wrap_future(fut)
+
+    # --- delivery (coroutines: run them on the pipeline's loop) ----------------------------
+    async def wait(self, targets: dict[str, int], timeout: float) -> bool:
+        """Flush now; True once each conversation in *targets* resolved that many events."""
+        flusher = self._flusher
+        if flusher is None or not targets:
+            return not targets
+        return await flusher.wait_resolved(targets, timeout)
+
+    async def flush(self, conversation_id: str | None, timeout: float) -> bool:
+        """Flush one conversation (or all): True when everything queued now is resolved."""
+        targets = self.queues.flush_targets(conversation_id)
+        flusher = self._flusher
+        if (
+            conversation_id is None
+            and flusher is not None
+            and flusher.spool is not None
+            and not flusher.started.is_set()
+        ):
+            # events replayed from the spool count as queued: wait for the replay first
+            try:
+                await asyncio.wait_for(flusher.started.wait(), timeout)
+            except asyncio.TimeoutError:
+                return False
+            targets = self.queues.flush_targets(None)
+        return await self.wait(targets, timeout)
+
+    async def aclose(self, timeout: float) -> None:
+        """Flush within *timeout*, then stop for good (from any loop; safe twice).
+
+        Events that could not be delivered by then are dropped and counted
+        under ``dropped["shutdown"]`` - or, with a spool, kept on disk for the
+        next start.
+        """
+        if self._closed:
+            return
+        if self.queues.backlog and self._flusher is None:
+            self.bind()
+        flusher = self._flusher
+        self._closed = True
+        loop = flusher.loop if flusher is not None else None
+        if flusher is not None and loop is not None and not loop.is_closed():
+            await self.run(lambda: flusher.stop(timeout))
+        elif self._spool is None:
+            self.queues.drop_pending("shutdown")
+        if self._spool is not None:
+            await self._spool.close()
+        dropped = self.stats.dropped
+        lost = dropped["shutdown"] + dropped["retries_exhausted"]
+        if lost:
+            logger.warning(
+                "agentsight_async: closed with %d event(s) not delivered (dropped: %s)",
+                lost,
+                {k: n for k, n in dropped.items() if n},
+            )
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`aclose`."""
+        return self._closed
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop the flusher runs on (the private loop thread's, for sync callers)."""
+        return self._loop
+
+    async def reconfigure(self, settings: Settings) -> None:
+        """Restart the flusher with *settings*; queued and in-flight events go out with them."""
+        flusher = self._flusher
+        if flusher is not None and flusher.running:
+            await self.run(flusher.detach)
+        self._flusher = None
+        self.apply(settings)
+        self.bind()
+
+    # --- exit and fork -------------------------------------------------------------------
+    def flush_at_exit(self) -> None:
+        """At interpreter exit: deliver what is queued within ``shutdown_timeout``."""
+        if self._closed or not self.queues.backlog:
+            return
+        loop = self._loop
+        timeout = self.settings.shutdown_timeout
+        try:
+            if loop is not None and loop.is_running() and not loop.is_closed():
+                fut = asyncio.run_coroutine_threadsafe(self.aclose(timeout), loop)
+                fut.result(timeout + 1)
+            else:
+                self._flusher = None
+                self._loop = None
+                asyncio.run(self.aclose(timeout))
+        except Exception as exc:
+            logger.warning("agentsight_async: flush at exit failed: %s", exc)
+
+    def reset_in_child(self) -> None:
+        """A forked child starts empty: the parent owns (and sends) what it queued."""
+        self.stats = Stats()
+        self.queues = self._new_queues(self.settings)
+        self._spool = None  # the parent owns its spool file; the child opens its own
+        self._flusher = None
+        self._loop = None
+        self._thread = None
+        self._start_lock = threading.Lock()
+
+
+async def _call(fn: Callable[[], Awaitable[T]]) -> T:
+    return await fn()
+
+
+# --- process-wide hooks: exit flush and fork reset ---------------------------------------------
+_live: weakref.WeakSet[Pipeline] = weakref.WeakSet()
+
+
+def _flush_all_at_exit() -> None:
+    for pipeline in list(_live):
+        pipeline.flush_at_exit()
+
+
+def _reset_all_in_child() -> None:
+    for pipeline in list(_live):
+        pipeline.reset_in_child()
+
+
+def _register_exit_hook() -> None:
+    """Flush at exit *before* the thread pools shut down.
+
+    ``atexit`` runs after ``concurrent.futures`` has stopped accepting work, so a
+    flush there could neither resolve a host name (asyncio uses the default
+    executor) nor write SQLite off-loop.  ``threading``'s own exit hooks run
+    earlier, in reverse order of registration: importing the thread pool module
+    first puts our hook ahead of its shutdown.  ``atexit`` is the fallback.
+    """
+    import concurrent.futures.thread  # noqa: F401 - registers its hook before ours
+
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        try:
+            register(_flush_all_at_exit)
+            return
+        except RuntimeError:  # the interpreter is already shutting down
+            pass
+    atexit.register(_flush_all_at_exit)
+
+
+_register_exit_hook()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_all_in_child)
