@@ -16,6 +16,10 @@ WITHOUT_EXTRA = """
 import sys
 for name in ("starlette", "uvicorn", "jinja2", "multipart", "python_multipart"):
     sys.modules[name] = None
+if sys.argv[1] == "-m":  # python -m agentsight_collector ...
+    import runpy
+    sys.argv[1:] = sys.argv[3:]
+    runpy.run_module("agentsight_collector", run_name="__main__", alter_sys=True)
 from agentsight_async.__main__ import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -51,7 +55,15 @@ def test_top_level_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -
     assert "demo" in out
 
 
-@pytest.mark.parametrize("argv", [["serve"], ["serve", "--dev", "--port", "1"], ["demo"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["serve"],
+        ["serve", "--dev", "--port", "1"],
+        ["demo"],
+        ["-m", "agentsight_collector", "--dev"],
+    ],
+)
 def test_without_the_collector_extra_the_command_says_what_to_install(argv: list[str]) -> None:
     result = subprocess.run(
         [sys.executable, "-c", WITHOUT_EXTRA, *argv],
