@@ -70,7 +70,7 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", ".")
-    session.run("ruff", "format", "--check", "agentsight_async")
+    session.run("ruff", "format", "--check", "agentsight_async", "agentsight_collector")
 
 
 @nox.session(python=PYTHON)

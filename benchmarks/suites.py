@@ -215,7 +215,7 @@ def percall(envs: dict[str, Env], quick: bool, n_rounds: int, log: Log) -> Suite
 # --- (2) end-to-end delivered events/s to the local collector -----------------------------------
 @contextlib.contextmanager
 def _collector() -> Iterator[Any]:
-    from agentsight_async._collector import LocalCollector
+    from agentsight_collector import LocalCollector
 
     with LocalCollector(api_keys=[KEY]) as col:
         yield col

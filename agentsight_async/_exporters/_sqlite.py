@@ -16,8 +16,8 @@ import os
 import secrets
 from typing import Any
 
-from .._collector._storage import Storage
 from .._events import ATTACHMENTS, Batch, ConversationBatch, Event, Outcome
+from .._store import Store as Storage
 from ._base import Exporter
 from ._ingest import (
     attachment_upload,

@@ -13,7 +13,7 @@ pytest.importorskip("uvicorn")
 
 from collector_support import AUTH, KEY
 
-from agentsight_async._collector import LocalCollector, Storage
+from agentsight_collector import LocalCollector, Storage
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from collector_support import AUTH, KEY, replay
 
-from agentsight_async._collector import LocalCollector
+from agentsight_collector import LocalCollector
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from collector_support import KEY
 
-from agentsight_async._collector._cli import ENV_KEYS, add_serve_parser, collect_keys
+from agentsight_collector._cli import ENV_KEYS, add_serve_parser, collect_keys
 
 
 def _parse(*argv: str) -> argparse.Namespace:
@@ -52,16 +52,16 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.parametrize("dev", [True, False])
-def test_serve_runs_and_stops(tmp_path: Path, dev: bool) -> None:
+@pytest.mark.parametrize(
+    ("dev", "command"),
+    [
+        (True, ["-m", "agentsight_async", "serve"]),  # the SDK's CLI, through the entry point
+        (False, ["-m", "agentsight_collector"]),
+    ],
+)
+def test_serve_runs_and_stops(tmp_path: Path, dev: bool, command: list[str]) -> None:
     port = _free_port()
-    code = (
-        "import sys, argparse\n"
-        "from agentsight_async._collector._cli import add_serve_parser\n"
-        "p = argparse.ArgumentParser(); add_serve_parser(p.add_subparsers())\n"
-        "a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))\n"
-    )
-    argv = ["serve", "--port", str(port), "--db", str(tmp_path / "cli.db")]
+    argv = ["--port", str(port), "--db", str(tmp_path / "cli.db")]
     env = {**os.environ}
     env.pop(ENV_KEYS, None)
     if dev:
@@ -69,7 +69,7 @@ def test_serve_runs_and_stops(tmp_path: Path, dev: bool) -> None:
     else:
         env[ENV_KEYS] = KEY
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, *argv],
+        [sys.executable, *command, *argv],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from collector_support import AUTH, KEY, OTHER_KEY
 
-from agentsight_async._collector import LocalCollector
+from agentsight_collector import LocalCollector
 
 
 def _raw_request(collector: LocalCollector, request_line: str, body: bytes) -> bytes:

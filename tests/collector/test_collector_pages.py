@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 from collector_support import KEY, OTHER_KEY
 
-from agentsight_async._collector import LocalCollector
+from agentsight_collector import LocalCollector
 
 SCRIPT = "<script>alert('xss')</script>"
 

@@ -9,7 +9,7 @@ import json
 import httpx
 from collector_support import conversation_by_id, load_capture, normalise, replay
 
-from agentsight_async._collector import LocalCollector
+from agentsight_collector import LocalCollector
 
 LEGACY_TRANSCRIPT = [
     ("message", "end_user", "Hi, I need help with my order"),

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from agentsight_async._collector import (
+from agentsight_async._store import _schema
+from agentsight_collector import (
     FieldValidationError,
     IngestValidationError,
     NotFoundError,
     SchemaVersionError,
     Storage,
-    _schema,
 )
 
 
@@ -466,7 +466,8 @@ def test_pagination_and_filters(storage: Storage) -> None:
 
 
 def test_storage_imports_without_the_collector_extra() -> None:
-    """The ``sqlite:///`` exporter uses Storage where starlette may be missing."""
+    """The ``sqlite:///`` exporter's Store, and the Storage that reads its files back,
+    work where starlette may be missing."""
     import subprocess
     import sys
 
@@ -474,7 +475,10 @@ def test_storage_imports_without_the_collector_extra() -> None:
         "import sys\n"
         "for name in ('starlette', 'uvicorn', 'jinja2', 'multipart', 'python_multipart'):\n"
         "    sys.modules[name] = None\n"
-        "from agentsight_async._collector import Storage\n"
+        "from agentsight_async._store import Store\n"
+        "from agentsight_collector import Storage\n"
+        "with Store(':memory:') as s:\n"
+        "    assert s.create_message({'conversation_id': 'c', 'content': 'x', 'sender': 'agent'})\n"
         "with Storage(':memory:') as s:\n"
         "    s.create_message({'conversation_id': 'c', 'content': 'x', 'sender': 'agent'})\n"
         "    assert s.lookup('c') is not None\n"

@@ -25,8 +25,8 @@ import httpx
 import pytest
 
 from agentsight_async import AsyncConversationTracker, ConversationTracker
-from agentsight_async._collector import LocalCollector
 from agentsight_async.testing import DUMMY_API_KEY
+from agentsight_collector import LocalCollector
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

@@ -124,7 +124,7 @@ def test_sync_facade_flushes_at_interpreter_exit(tmp_path: Path) -> None:
         tmp_path,
     )
     assert out.returncode == 0, out.stderr
-    from agentsight_async._collector import Storage
+    from agentsight_collector import Storage
 
     with Storage(db) as storage:
         pk = storage.list_conversations(conversation_id="exit")["results"][0]["id"]
@@ -147,7 +147,7 @@ def test_async_tracker_left_open_is_flushed_at_exit(tmp_path: Path) -> None:
         tmp_path,
     )
     assert out.returncode == 0, out.stderr
-    from agentsight_async._collector import Storage
+    from agentsight_collector import Storage
 
     with Storage(db) as storage:
         pk = storage.list_conversations(conversation_id="exit-async")["results"][0]["id"]

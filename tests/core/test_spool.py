@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from agentsight_async import AsyncConversationTracker
-from agentsight_async._collector import LocalCollector, Storage
 from agentsight_async.testing import DUMMY_API_KEY
+from agentsight_collector import LocalCollector, Storage
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 

@@ -6,7 +6,7 @@ import base64
 from pathlib import Path
 
 from agentsight_async import AsyncConversationTracker, ConversationTracker
-from agentsight_async._collector import Storage
+from agentsight_collector import Storage
 
 
 def transcript(db: Path, conversation_id: str) -> tuple[dict, list[dict]]:
@@ -97,8 +97,8 @@ async def test_replayed_batches_do_not_duplicate(tmp_path: Path) -> None:
 
 
 def test_send_tracked_data_over_ingest_reports_the_conversation_pk(tmp_path: Path) -> None:
-    from agentsight_async._collector import LocalCollector
     from agentsight_async.testing import DUMMY_API_KEY
+    from agentsight_collector import LocalCollector
 
     with LocalCollector(tmp_path / "c.db", api_keys=[DUMMY_API_KEY]) as collector:
         tracker = ConversationTracker(api_key=DUMMY_API_KEY, endpoint=collector.url)

@@ -26,7 +26,7 @@ from reliability_support import (
     Policy,
 )
 
-from agentsight_async._collector import LocalCollector
+from agentsight_collector import LocalCollector
 
 
 def pytest_report_header() -> str:
@@ -93,7 +93,7 @@ def all_logs() -> Iterator[AllRecords]:
     """Capture everything at DEBUG: the SDK's, the collector's, httpx's and httpcore's loggers."""
     handler = AllRecords()
     root = logging.getLogger()
-    names = ("agentsight_async", "agentsight_async.collector", "httpx", "httpcore")
+    names = ("agentsight_async", "agentsight_collector", "httpx", "httpcore")
     saved = {n: logging.getLogger(n).level for n in names}
     saved_root = root.level
     root.addHandler(handler)

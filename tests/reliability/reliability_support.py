@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import email.utils
 import hashlib
-import importlib.util
 import logging
 import os
 import random
@@ -389,24 +388,9 @@ def mixed_policy(
 
 
 def serve_command(port: int, db: Path) -> list[str]:
-    """``agentsight-async serve`` as a subprocess command line.
-
-    ``python -m agentsight_async serve`` when the CLI imports cleanly; while the
-    package's ``__main__`` needs a module that has not landed yet (``_demo``),
-    the same ``serve`` sub-command is driven through its own parser.
-    """
+    """``agentsight-async serve`` as a subprocess command line."""
     args = ["serve", "--host", "127.0.0.1", "--port", str(port), "--db", str(db), "--dev"]
-    if importlib.util.find_spec("agentsight_async._demo") is not None:
-        return [sys.executable, "-m", "agentsight_async", *args]
-    shim = (
-        "import argparse, sys\n"
-        "from agentsight_async._collector._cli import add_serve_parser\n"
-        "p = argparse.ArgumentParser(prog='agentsight-async')\n"
-        "add_serve_parser(p.add_subparsers(dest='command', required=True))\n"
-        "a = p.parse_args(sys.argv[1:])\n"
-        "sys.exit(a.func(a))\n"
-    )
-    return [sys.executable, "-c", shim, *args]
+    return [sys.executable, "-m", "agentsight_async", *args]
 
 
 class CollectorProcess:

@@ -38,7 +38,7 @@ from reliability_support import (
 )
 
 from agentsight_async import AsyncConversationTracker
-from agentsight_async._collector import LocalCollector
+from agentsight_collector import LocalCollector
 
 PROTOCOLS = ["ingest", "rest"]
 REQUEST_TIMEOUT = 0.5

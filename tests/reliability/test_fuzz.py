@@ -29,8 +29,8 @@ from hypothesis import strategies as st
 from reliability_support import KEY, LoopThread, size
 
 from agentsight_async import AgentSightError, AsyncConversationTracker
-from agentsight_async._collector import LocalCollector
 from agentsight_async.testing import clear_recorded, recorded
+from agentsight_collector import LocalCollector
 
 CASES: Counter[str] = Counter()
 LIMIT_CHARS = 300  # max_message_chars in the memory harness, so the boundary is cheap to hit

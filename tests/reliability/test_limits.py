@@ -24,7 +24,7 @@ from agentsight_async import (
     InvalidQuestionDataException,
     Settings,
 )
-from agentsight_async._collector import LocalCollector
+from agentsight_collector import LocalCollector
 
 MIB = 1 << 20
 

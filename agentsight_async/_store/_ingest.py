@@ -212,8 +212,7 @@ def _time_range(spans: list[Span]) -> tuple[tuple[str, int], tuple[str, int]]:
         if span["ended_at"]:
             points.append((span["ended_us"], span["ended_at"]))
     if not points:
-        now = _timeutil.now_iso()
-        at = (now, _timeutil.iso_to_us(now))
+        at = _timeutil.now_at()
         return at, at
     lo, hi = min(points), max(points)
     return (lo[1], lo[0]), (hi[1], hi[0])

@@ -1,15 +1,12 @@
-"""Errors the storage layer raises and the HTTP app turns into responses.
-
-Standard library only: the ``sqlite:///`` exporter uses the storage in-process,
-without starlette installed.
+"""Errors the store raises; the collector's HTTP app turns them into responses.
 
 ::
 
-    CollectorError
+    StoreError
      ├── FieldValidationError   -> 400, DRF-style ``{"field": ["msg"]}``
      ├── IngestValidationError  -> 400, the per-block ingest body (protocol §3.5)
      ├── NotFoundError          -> 404, ``{"detail": "..."}``
-     └── SchemaVersionError     -> the database was written by a newer collector
+     └── SchemaVersionError     -> the database was written by a newer version
 """
 
 from __future__ import annotations
@@ -17,11 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 
-class CollectorError(Exception):
-    """Base class of everything the collector raises on purpose."""
+class StoreError(Exception):
+    """Base class of everything the store raises on purpose."""
 
 
-class FieldValidationError(CollectorError):
+class FieldValidationError(StoreError):
     """A REST write was refused; ``errors`` maps field names to string messages.
 
     Messages are always strings: the legacy client's error formatter crashes on
@@ -37,7 +34,7 @@ class FieldValidationError(CollectorError):
         return self.errors
 
 
-class IngestValidationError(CollectorError):
+class IngestValidationError(StoreError):
     """An ingest payload was refused as a whole; ``body`` is the 400 response body."""
 
     def __init__(self, body: dict[str, Any]) -> None:
@@ -45,7 +42,7 @@ class IngestValidationError(CollectorError):
         super().__init__(str(body.get("detail", "invalid ingest payload")))
 
 
-class NotFoundError(CollectorError):
+class NotFoundError(StoreError):
     """A referenced row does not exist (or does not belong where it was put)."""
 
     def __init__(self, detail: str = "Not found.") -> None:
@@ -53,5 +50,5 @@ class NotFoundError(CollectorError):
         super().__init__(detail)
 
 
-class SchemaVersionError(CollectorError):
+class SchemaVersionError(StoreError):
     """The database file has a schema newer than this code knows how to read."""

@@ -1,7 +1,10 @@
-"""``agentsight-async serve``: run the collector from the command line.
+"""``serve``: run the collector from the command line.
 
-Importing this module imports uvicorn on purpose: ``__main__`` catches the
-ImportError and tells the user to install the ``[collector]`` extra.
+Two ways in: ``agentsight-async serve`` (the SDK's command line finds
+:func:`add_serve_parser` through the ``agentsight_async.commands`` entry
+point) and ``python -m agentsight_collector`` (:func:`main`).  Importing this
+module imports uvicorn on purpose: without the ``[collector]`` extra the
+import fails, and the SDK's command line says what to install.
 """
 
 from __future__ import annotations
@@ -9,28 +12,52 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import uvicorn
 
+from agentsight_async._store import SchemaVersionError
+
 from ._app import create_app
-from ._errors import SchemaVersionError
 from ._http import API_KEY_RE
 
 ENV_KEYS = "AGENTSIGHT_COLLECTOR_API_KEYS"
 DEFAULT_DB = "./agentsight-local.db"
+HELP = "run the local AgentSight-compatible collector"
+DESCRIPTION = (
+    "Serve the AgentSight write routes (legacy REST and /api/ingest/), a JSON read "
+    "API and a transcript web page, storing into a local SQLite file."
+)
 
 
 def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``serve`` on the ``agentsight-async`` sub-command parser."""
+    """Add ``serve`` to *subparsers* (an ``agentsight_async.commands`` entry point).
+
+    The parser it returns has a ``func`` default that runs the server.
+    """
     parser: argparse.ArgumentParser = subparsers.add_parser(
-        "serve",
-        help="run the local AgentSight-compatible collector",
-        description=(
-            "Serve the AgentSight write routes (legacy REST and /api/ingest/), a JSON read "
-            "API and a transcript web page, storing into a local SQLite file."
-        ),
+        "serve", help=HELP, description=DESCRIPTION
     )
+    _add_arguments(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m agentsight_collector``: parse *argv* and serve until interrupted.
+
+    Returns:
+        The exit status: 0 after a clean stop, 2 when the server cannot start.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m agentsight_collector",
+        description=f"{DESCRIPTION} The same as agentsight-async serve.",
+    )
+    _add_arguments(parser)
+    return serve_main(parser.parse_args(argv))
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port (default: 8765)")
     parser.add_argument("--db", default=DEFAULT_DB, help=f"SQLite file (default: {DEFAULT_DB})")
@@ -48,15 +75,16 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="accept ANY well-formed key (ags_<32 hex>_<6 hex>) and open the pages without one",
     )
     parser.set_defaults(func=serve_main)
-    return parser
 
 
 def collect_keys(cli_keys: list[str], environ: dict[str, str] | os._Environ[str]) -> list[str]:
+    """The accepted keys: *cli_keys*, then those in *environ*'s ``ENV_KEYS`` (comma separated)."""
     from_env = [k.strip() for k in environ.get(ENV_KEYS, "").split(",") if k.strip()]
     return [*cli_keys, *from_env]
 
 
 def serve_main(args: argparse.Namespace) -> int:
+    """Run the server with parsed *args*; 2 when no key is configured or the file is too new."""
     keys = collect_keys(list(args.api_keys), os.environ)
     if not keys and not args.dev:
         print(

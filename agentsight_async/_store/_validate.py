@@ -15,6 +15,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from .._events import CONVERSATION_FIELDS, TOKEN_KEYS
 from . import _timeutil
 from ._errors import FieldValidationError, IngestValidationError
 
@@ -22,7 +23,7 @@ MAX_STR = 255
 MAX_COMMENT = 5000
 MAX_LISTED_BLOCKS = 20
 
-#: The environments every agent of this collector has (``GET /api/me/``).
+#: The environments every agent of a local store has (``GET /api/me/``).
 ENVIRONMENTS: tuple[dict[str, Any], ...] = (
     {"id": 1, "slug": "production", "name": "Production", "is_production": True},
     {"id": 2, "slug": "development", "name": "Development", "is_production": False},
@@ -35,19 +36,8 @@ SENDERS = frozenset({"end_user", "agent", "system"})
 SENTIMENTS = frozenset({"positive", "neutral", "negative"})
 FEEDBACK_KINDS = frozenset({"conversation", "message", "agent"})
 
-#: Conversation fields a write may set (besides ``conversation_id``).
-CONVERSATION_FIELDS = (
-    "customer_id",
-    "customer_ip_address",
-    "device",
-    "source",
-    "language",
-    "name",
-    "environment",
-    "metadata",
-)
+#: A block may set the conversation's own fields (:data:`CONVERSATION_FIELDS`) besides these.
 INGEST_BLOCK_KEYS = frozenset({"conversation_id", "spans", *CONVERSATION_FIELDS})
-TOKEN_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens", "embedding_tokens")
 
 
 class Errors:
@@ -144,13 +134,12 @@ def timestamp(data: Mapping[str, Any], errors: Errors, key: str = "timestamp") -
     """The item's timestamp as sent, and its sort key; server time when absent."""
     value = data.get(key)
     if value is None or value == "":
-        now = _timeutil.now_iso()
-        return now, _timeutil.iso_to_us(now)
+        return _timeutil.now_at()
     if not isinstance(value, str):
         errors.add(key, "Datetime has wrong format. Use ISO 8601.")
         return "", 0
     try:
-        return value, _timeutil.iso_to_us(value)
+        return value, _timeutil.us_from_iso(value)
     except ValueError:
         errors.add(key, "Datetime has wrong format. Use ISO 8601.")
         return "", 0
@@ -551,7 +540,7 @@ def _span_time(
         return None
     if isinstance(value, str):
         try:
-            return value, _timeutil.iso_to_us_cached(value)
+            return value, _timeutil.us_from_iso_cached(value)
         except ValueError:
             pass
     errors.add("spans", f"span {index}: '{what}' is not an ISO 8601 timestamp.")

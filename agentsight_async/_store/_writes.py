@@ -10,6 +10,7 @@ import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
+from .._events import TOKEN_KEYS
 from . import _rows, _timeutil
 from ._rows import dumps, new_id
 
@@ -112,7 +113,6 @@ def action(
 #: ``actions.is_token_usage``: 0 a real action; 1 one call's usage; 2 a cumulative snapshot.
 TOKENS_CALL = 1
 TOKENS_CUMULATIVE = 2
-_COUNTER_COLUMNS = ("prompt_tokens", "completion_tokens", "total_tokens", "embedding_tokens")
 
 
 def _snapshot_growth(
@@ -131,8 +131,8 @@ def _snapshot_growth(
         (conv, TOKENS_CUMULATIVE, action_pk),
     ).fetchone()
     before = _rows.loads(previous[0]) if previous else {}
-    snapshot = {k: int(counts.get(k, 0)) for k in _COUNTER_COLUMNS}
-    prior = {k: int(before.get(k, 0) or 0) for k in _COUNTER_COLUMNS}
+    snapshot = {k: int(counts.get(k, 0)) for k in TOKEN_KEYS}
+    prior = {k: int(before.get(k, 0) or 0) for k in TOKEN_KEYS}
     if any(snapshot[k] < prior[k] for k in snapshot):
         prior = dict.fromkeys(prior, 0)
     delta = {k: snapshot[k] - prior[k] for k in snapshot if k in counts}
@@ -271,12 +271,11 @@ def feedback(
     conv: int | None = None
     ref = data["ref"]
     if ref["pk"] is not None or ref["conversation_id"] is not None or data["message"] is not None:
-        now = _timeutil.now_iso()
         conv = _rows.resolve_conversation(
             conn,
             agent_id,
             ref,
-            at=(now, _timeutil.iso_to_us(now)),
+            at=_timeutil.now_at(),
             used=False,
             message_pk=data["message"],
             touch_times=False,

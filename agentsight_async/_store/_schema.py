@@ -209,7 +209,7 @@ def configure(conn: sqlite3.Connection, *, wal: bool) -> None:
 
     ``busy_timeout`` makes a writer in another process wait instead of failing
     with "database is locked"; within one process writes are serialised by the
-    storage's lock anyway.
+    store's lock anyway.
 
     ``wal_autocheckpoint`` is raised from 1,000 pages (4 MiB) to 10,000 (about
     40 MiB of WAL): ingest commits once per conversation block, and many small
@@ -240,7 +240,7 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIO
     current = schema_version(conn)
     if current > len(migrations):
         raise SchemaVersionError(
-            f"database schema version {current} is newer than this collector "
+            f"database schema version {current} is newer than this agentsight-async "
             f"supports ({len(migrations)}); upgrade agentsight-async"
         )
     for version in range(current, len(migrations)):

@@ -25,7 +25,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from ._errors import FieldValidationError, NotFoundError
+from agentsight_async._store import FieldValidationError, NotFoundError
+
 from ._http import KeyChecker, file_response, key_from_headers
 from ._storage import Storage
 

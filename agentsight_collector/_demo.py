@@ -1,11 +1,8 @@
 """``agentsight-async demo``: the whole pipeline, end to end, on this machine.
 
-It starts the local collector on a free loopback port (SQLite file), runs
-simulated async agents - each its own conversation, all at once - through
-:class:`AsyncConversationTracker`, flushes, reads every conversation back over
-the collector's read API, and checks that every event arrived once and in
-order.  Exit status 0 means it did; 1 means something was missing or out of
-order (and says what); 2 means the demo could not run.
+It lives with the collector because it starts one: the SDK's command line
+finds :func:`add_demo_parser` through the ``agentsight_async.commands`` entry
+point.  What it does is :data:`DESCRIPTION`.
 """
 
 from __future__ import annotations
@@ -25,8 +22,20 @@ from typing import Any
 
 import httpx
 
-from ._tracker import AsyncConversationTracker
+from agentsight_async import AsyncConversationTracker
 
+from ._server import LocalCollector, generate_api_key
+
+DESCRIPTION = """\
+Run the whole pipeline end to end on this machine: start the local collector on
+a free loopback port (SQLite file), run simulated async agents - each its own
+conversation, all at once - through the SDK's AsyncConversationTracker, flush,
+read every conversation back over the collector's read API, and check that
+every event arrived once and in order.
+
+Exit status: 0 when it did; 1 when something was missing or out of order (and
+the summary says what); 2 when the demo could not run.
+"""
 TOPICS = ("a late delivery", "a refund", "a password reset", "an invoice", "a broken login")
 
 
@@ -40,15 +49,24 @@ class Expected:
 
 
 def add_demo_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``demo`` to *subparsers* (an ``agentsight_async.commands`` entry point).
+
+    The parser it returns has a ``func`` default that runs the demo.
+    """
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "demo",
         help="run simulated async agents through the SDK into a local collector and verify",
-        description=__doc__,
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--conversations", type=int, default=50, help="agents to run (50)")
     parser.add_argument("--turns", type=int, default=4, help="question/answer turns each (4)")
-    parser.add_argument("--protocol", choices=("ingest", "rest"), default="ingest")
+    parser.add_argument(
+        "--protocol",
+        choices=("ingest", "rest"),
+        default="ingest",
+        help="wire protocol: ingest batches or legacy per-item REST (ingest)",
+    )
     parser.add_argument(
         "--db", default="agentsight-demo.db", help="SQLite file (agentsight-demo.db)"
     )
@@ -63,6 +81,7 @@ def add_demo_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def demo_main(args: argparse.Namespace) -> int:
+    """Run the demo with parsed *args*; the exit status of :data:`DESCRIPTION`."""
     if args.conversations < 1 or args.turns < 1:
         print("demo: --conversations and --turns must be at least 1", file=sys.stderr)
         return 2
@@ -76,8 +95,7 @@ def demo_main(args: argparse.Namespace) -> int:
 
 
 async def run_demo(args: argparse.Namespace, db: Path) -> int:
-    from ._collector import LocalCollector, generate_api_key
-
+    """Start a collector on *db*, simulate, verify and report; 0 when all arrived."""
     key = generate_api_key()
     collector = LocalCollector(db, api_keys=[key])
     collector.start()
@@ -107,6 +125,7 @@ async def run_demo(args: argparse.Namespace, db: Path) -> int:
 async def simulate(
     args: argparse.Namespace, url: str, key: str
 ) -> tuple[list[Expected], list[int], dict[str, Any]]:
+    """Run the simulated agents against *url* at once; what each tracked, call latencies, stats."""
     rng = random.Random(args.seed)
     latencies: list[int] = []
     expected = [Expected(f"demo-{n:04d}") for n in range(args.conversations)]
@@ -248,6 +267,7 @@ def report(
     elapsed: float,
     problems: list[str],
 ) -> None:
+    """Print the summary and the verification verdict."""
     events = stats["tracked"]
     lat = sorted(latencies)
     p50 = statistics.median(lat) / 1000 if lat else 0.0

@@ -1,6 +1,6 @@
 """Row helpers shared by the REST writes and the ingest projection.
 
-Everything here runs inside a write transaction opened by :class:`Storage`;
+Everything here runs inside a write transaction opened by :class:`Store`;
 nothing commits on its own.
 """
 
@@ -8,20 +8,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
+
+from pydantic_core import to_json
 
 from . import _timeutil
 from ._errors import FieldValidationError, NotFoundError
 from ._validate import DEFAULT_ENVIRONMENT
 
-_to_json: Callable[[Any], bytes] | None
-try:
-    from pydantic_core import to_json as _to_json
-except ImportError:  # pragma: no cover - pydantic is an SDK dependency
-    _to_json = None
-
-#: The one agent this collector serves (``GET /api/me/`` reports it).
+#: The one agent a local store holds (the collector's ``GET /api/me/`` reports it).
 DEFAULT_AGENT_ID = 1
 
 
@@ -39,15 +35,14 @@ def dumps_json(value: Any) -> str:
     faster than :func:`json.dumps`; anything it cannot serialise goes through
     :func:`dumps`, so this never fails where ``dumps`` would not.
     """
-    if _to_json is not None:
-        try:
-            return _to_json(value).decode()
-        except (ValueError, TypeError, UnicodeDecodeError):  # pragma: no cover - exotic input
-            pass
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    try:
+        return to_json(value).decode()
+    except (ValueError, TypeError, UnicodeDecodeError):  # pragma: no cover - exotic input
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def loads(value: str | None) -> Any:
+    """The value of a JSON text column; SQL NULL is ``None``."""
     return None if value is None else json.loads(value)
 
 

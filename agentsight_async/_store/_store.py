@@ -1,56 +1,59 @@
-"""The collector's storage: one SQLite file, usable with or without a server.
+"""The SQLite store: one file, written in-process or behind the local collector.
 
-Standard library only, on purpose: the SDK's ``sqlite:///path`` exporter calls
-:class:`Storage` in-process, where starlette and uvicorn may not be installed.
+Standard library plus ``pydantic_core`` (an SDK dependency), on purpose: the
+SDK's ``sqlite:///path`` exporter writes through :class:`Store` in-process,
+where starlette and uvicorn are not installed, and the collector
+(``agentsight_collector.Storage``) is this class plus its read queries.
 
 Threading model.  Each thread gets its own connection (WAL lets readers run
-beside a writer), and writes are serialised by one lock per ``Storage`` and
+beside a writer), and writes are serialised by one lock per ``Store`` and
 run as ``BEGIN IMMEDIATE`` transactions - one per REST item, one per ingest
 conversation block.  ``busy_timeout`` covers the remaining case of another
-*process* writing the same file.  The server calls these methods from a
+*process* writing the same file.  The collector calls these methods from a
 threadpool; none of them may be called from an event loop directly.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
-from . import _ingest, _queries, _schema, _validate, _writes
-from ._errors import (
-    CollectorError,
-    FieldValidationError,
-    IngestValidationError,
-    NotFoundError,
-    SchemaVersionError,
-)
+from . import _ingest, _schema, _validate, _writes
+from ._errors import FieldValidationError
 from ._rows import DEFAULT_AGENT_ID
 from ._timeutil import now_iso
 
-__all__ = [
-    "CollectorError",
-    "FieldValidationError",
-    "IngestValidationError",
-    "NotFoundError",
-    "SchemaVersionError",
-    "Storage",
-]
-
-logger = logging.getLogger("agentsight_async.collector")
-
 MAX_IDEMPOTENCY_KEY = 255
+#: Uploaded files: ``(filename, mime_type or None, bytes)``.
 Files = list[tuple[str, str | None, bytes]]
 
+_S = TypeVar("_S", bound="Store")
 
-class Storage:
-    """Transcripts in SQLite: REST and ingest writes, idempotency, read queries."""
+
+class Store:
+    """Transcripts in one SQLite file: the REST and ingest writes, with idempotency.
+
+    Each ``create_*`` method is one legacy REST route: *data* is the request's
+    JSON body, *idempotency_key* its ``Idempotency-Key`` header (a repeated key
+    answers the first response again and writes nothing), and the answer is
+    the route's 201 body - the new row's ``id`` and a few fields.  A refused
+    body raises :class:`FieldValidationError` (its ``body`` is the 400 body)
+    and writes nothing; a reference to a message elsewhere raises
+    :class:`NotFoundError`.
+
+    Args:
+        path: the SQLite file (created and migrated to the latest schema), or
+            ``":memory:"`` for one in-memory database shared by every thread.
+
+    Raises:
+        SchemaVersionError: the file was written by a newer schema.
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
@@ -65,14 +68,14 @@ class Storage:
     # -- lifecycle ---------------------------------------------------------------
 
     def close(self) -> None:
-        """Close every connection this storage opened, from any thread."""
+        """Close every connection this store opened, from any thread."""
         with self._connections_lock:
             self._closed = True
             connections, self._connections = self._connections, []
         for conn in connections:
             conn.close()
 
-    def __enter__(self) -> Storage:
+    def __enter__(self: _S) -> _S:
         return self
 
     def __exit__(
@@ -84,7 +87,7 @@ class Storage:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Storage({self.path!r})"
+        return f"{type(self).__name__}({self.path!r})"
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -94,7 +97,7 @@ class Storage:
             return conn
         with self._connections_lock:
             if self._closed:
-                raise RuntimeError("storage is closed")
+                raise RuntimeError("store is closed")
             conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=10.0
             )
@@ -118,8 +121,12 @@ class Storage:
             conn.execute("COMMIT")
 
     @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        """A consistent snapshot for multi-statement reads."""
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A connection holding one consistent snapshot, for multi-statement reads.
+
+        Yields:
+            This thread's connection; do not write through it.
+        """
         conn = self._conn()
         if self._memory:
             with self._write_lock:
@@ -136,12 +143,22 @@ class Storage:
     def ingest(
         self, payload: dict[str, Any], *, agent_id: int = DEFAULT_AGENT_ID
     ) -> dict[str, Any]:
-        """Apply one ``POST /api/ingest/`` payload; return the 201 body.
+        """Apply one ``POST /api/ingest/`` payload.
 
-        The whole payload is validated first; one bad block refuses all of it
-        with :class:`IngestValidationError` (its ``body`` is the §3.5 400
-        body).  Then each conversation block is one transaction.  Spans already
-        stored for a conversation are counted in ``duplicates`` and skipped.
+        The whole payload is validated first; then each conversation block is
+        one transaction.  Spans already stored for a conversation are counted
+        in ``duplicates`` and skipped.
+
+        Args:
+            payload: the parsed request body (``{"conversations": [...]}``).
+            agent_id: the agent the conversations belong to.
+
+        Returns:
+            The 201 body: ``{"accepted", "duplicates", "conversations": [...]}``.
+
+        Raises:
+            IngestValidationError: a block is invalid; nothing was written (its
+                ``body`` is the protocol's §3.5 400 body).
         """
         blocks = _validate.ingest(payload)
         now = now_iso()
@@ -194,7 +211,11 @@ class Storage:
     def create_conversation(
         self, data: Mapping[str, Any], *, idempotency_key: str | None = None
     ) -> dict[str, Any]:
-        """``POST /api/conversations/``: upsert on ``conversation_id``; returns ``{"id", ...}``."""
+        """``POST /api/conversations/``: create or update on ``conversation_id``.
+
+        Returns:
+            ``{"id", "conversation_id", "name", "environment", "is_used", "created"}``.
+        """
         valid = _validate.conversation(data)
         return self._idempotent(
             "conversations",
@@ -205,7 +226,11 @@ class Storage:
     def create_message(
         self, data: Mapping[str, Any], *, idempotency_key: str | None = None
     ) -> dict[str, Any]:
-        """``POST /api/track/``: one user or agent message."""
+        """``POST /api/track/``: one user or agent message.
+
+        Returns:
+            ``{"id", "conversation", "sender", "timestamp"}``.
+        """
         valid = _validate.message(data)
         return self._idempotent(
             "track", idempotency_key, lambda conn: _writes.message(conn, DEFAULT_AGENT_ID, valid)
@@ -220,6 +245,9 @@ class Storage:
         the 0.0.44 client's cumulative, re-sent counters (only their growth
         counts); one sent *with* a key - as our SDK does, per tracked call - is
         one call's usage.  The published legacy client never sends the header.
+
+        Returns:
+            ``{"id", "conversation", "action_name"}``.
         """
         valid = _validate.action(data)
         cumulative = idempotency_key is None
@@ -234,7 +262,11 @@ class Storage:
     def create_button(
         self, data: Mapping[str, Any], *, idempotency_key: str | None = None
     ) -> dict[str, Any]:
-        """``POST /api/buttons/``."""
+        """``POST /api/buttons/``: one button click.
+
+        Returns:
+            ``{"id", "conversation"}``.
+        """
         valid = _validate.button(data)
         return self._idempotent(
             "buttons", idempotency_key, lambda conn: _writes.button(conn, DEFAULT_AGENT_ID, valid)
@@ -253,6 +285,9 @@ class Storage:
         0.1.4 upload: base64 ``attachments``).  With *files* given, *data* holds
         the multipart text parts and *files* the ``(filename, mime, bytes)`` file
         parts (variants C and D).
+
+        Returns:
+            ``{"id", "conversation", "message", "files": [{"id", "filename", ...}]}``.
         """
         if files is None:
             valid = _validate.attachments_json(data)
@@ -272,7 +307,17 @@ class Storage:
         route: str = "feedbacks",
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """Feedback; *route* is ``"feedbacks"`` or ``"conversation-feedbacks"`` (legacy)."""
+        """``POST /api/feedbacks/`` or the legacy ``POST /api/conversation-feedbacks/``.
+
+        Args:
+            route: ``"feedbacks"`` or ``"conversation-feedbacks"``.
+
+        Returns:
+            ``{"id", "conversation", "kind", "sentiment"}``.
+
+        Raises:
+            ValueError: *route* is neither.
+        """
         if route not in ("feedbacks", "conversation-feedbacks"):
             raise ValueError(f"unknown feedback route {route!r}")
         valid = _validate.feedback(data, route=route)
@@ -281,60 +326,3 @@ class Storage:
             idempotency_key,
             lambda conn: _writes.feedback(conn, DEFAULT_AGENT_ID, valid, route=route),
         )
-
-    # -- reads -------------------------------------------------------------------------
-
-    def lookup(self, conversation_id: str) -> int | None:
-        """The pk of a conversation by its business id, or ``None``."""
-        with self._read() as conn:
-            return _queries.lookup(conn, DEFAULT_AGENT_ID, conversation_id)
-
-    def list_conversations(
-        self,
-        *,
-        conversation_id: str | None = None,
-        customer_id: str | None = None,
-        started_at_after: str | None = None,
-        started_at_before: str | None = None,
-        environment: str | None = None,
-        name: str | None = None,
-        page: int = 1,
-        page_size: int = 50,
-    ) -> dict[str, Any]:
-        """A DRF-style page ``{"count", "next", "previous", "results"}``, newest activity first.
-
-        ``next``/``previous`` are page numbers (or ``None``); the HTTP app turns
-        them into URLs.  ``name`` matches case-insensitively as a substring.
-        """
-        with self._read() as conn:
-            return _queries.list_conversations(
-                conn,
-                conversation_id=conversation_id,
-                customer_id=customer_id,
-                started_at_after=started_at_after,
-                started_at_before=started_at_before,
-                environment=environment,
-                name=name,
-                page=page,
-                page_size=page_size,
-            )
-
-    def get_conversation(self, pk: int) -> dict[str, Any] | None:
-        """A conversation with its ordered ``transcript`` (time, then insertion order)."""
-        with self._read() as conn:
-            return _queries.get_conversation(conn, pk)
-
-    def list_attachments(self, pk: int) -> list[dict[str, Any]] | None:
-        """Attachment groups of conversation *pk* (file descriptors, no bytes)."""
-        with self._read() as conn:
-            if conn.execute("SELECT 1 FROM conversations WHERE id = ?", (pk,)).fetchone() is None:
-                return None
-            groups = _queries.attachments(conn, pk)
-        for group in groups:
-            group.pop("_ts_us", None)
-        return groups
-
-    def get_attachment(self, pk: int) -> tuple[str, str, bytes] | None:
-        """``(filename, mime_type, bytes)`` of attachment file *pk*, if its bytes are stored."""
-        with self._read() as conn:
-            return _queries.get_attachment(conn, pk)

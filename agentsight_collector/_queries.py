@@ -5,9 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from . import _timeutil
-from ._errors import FieldValidationError, NotFoundError
-from ._rows import loads
+from agentsight_async._store import FieldValidationError, NotFoundError, loads, us_from_iso
 
 MAX_PAGE_SIZE = 1000
 
@@ -34,7 +32,7 @@ def _bound(value: str | None, name: str) -> int | None:
     if value is None or value == "":
         return None
     try:
-        return _timeutil.iso_to_us(value)
+        return us_from_iso(value)
     except ValueError:
         raise FieldValidationError({name: ["Enter a valid date/time (ISO 8601)."]}) from None
 

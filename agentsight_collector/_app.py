@@ -32,7 +32,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ._errors import FieldValidationError, IngestValidationError, NotFoundError
+from agentsight_async._store import (
+    DEFAULT_AGENT_ID,
+    ENVIRONMENTS,
+    FieldValidationError,
+    Files,
+    IngestValidationError,
+    NotFoundError,
+)
+
 from ._http import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_DECOMPRESSED_BYTES,
@@ -47,14 +55,11 @@ from ._http import (
     read_raw_body,
 )
 from ._pages import Pages
-from ._rows import DEFAULT_AGENT_ID
 from ._storage import Storage
-from ._validate import ENVIRONMENTS
 
-logger = logging.getLogger("agentsight_async.collector")
+logger = logging.getLogger("agentsight_collector")
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-Files = list[tuple[str, str | None, bytes]]
 
 AGENT_NAME = "Local collector"
 CAPABILITIES = ("gzip-ingest",)

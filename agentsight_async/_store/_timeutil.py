@@ -1,0 +1,44 @@
+"""Timestamps: stored exactly as sent, ordered by a normalised integer.
+
+Clients send ``isoformat()`` strings with varying offsets and precision (the
+fraction is left out when it is zero), so string order is not time order.
+Every stored timestamp therefore gets a companion column holding UTC
+microseconds since the epoch, and the transcript sorts on that.  Parsing and
+formatting are the SDK's own (:mod:`agentsight_async._events`); this module
+only adapts them to the store's ``(text, microseconds)`` pairs.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+
+from .._events import iso_utc, ns_from_iso
+
+
+def us_from_iso(value: str) -> int:
+    """UTC microseconds since the epoch of an ISO-8601 timestamp (naive means UTC).
+
+    Raises:
+        ValueError: *value* is not an ISO-8601 timestamp.
+    """
+    ns = ns_from_iso(value)
+    if ns is None:
+        raise ValueError(f"not an ISO 8601 timestamp: {value[:64]!r}")
+    return ns // 1000
+
+
+#: :func:`us_from_iso`, memoised: an ingest span repeats its start time in its end
+#: time and in its events' timestamps, so most lookups are hits.
+us_from_iso_cached = lru_cache(maxsize=4096)(us_from_iso)
+
+
+def now_iso() -> str:
+    """The current time as the clients write it (UTC, ``+00:00``, microseconds)."""
+    return iso_utc(time.time_ns())
+
+
+def now_at() -> tuple[str, int]:
+    """The current time as a stored ``(timestamp, ts_us)`` pair."""
+    ns = time.time_ns()
+    return iso_utc(ns), ns // 1000
