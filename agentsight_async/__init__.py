@@ -15,7 +15,7 @@ Async code awaits the same methods on :class:`AsyncConversationTracker`::
 """
 
 from ._config import Settings
-from ._events import Batch, ConversationBatch, Event, Outcome
+from ._events import Batch, ConversationBatch, Event, FlushResult, Outcome
 from ._exceptions import (
     AgentSightApiJwtExpiredException,
     AgentSightClientNotInitializedException,
@@ -59,6 +59,7 @@ __all__ = [
     "ConversationTrackingException",
     "Event",
     "Exporter",
+    "FlushResult",
     "FlushTimeoutError",
     "ForbiddenException",
     "InvalidAnswerDataException",

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ._exceptions import ConfigurationError
+from ._exceptions import ConfigurationError, InvalidApiKeyException
 
 DEFAULT_ENDPOINT = "https://api.agentsight.io"
 API_KEY_RE = re.compile(r"^ags_[a-f0-9]{32}_[a-f0-9]{6}$", re.IGNORECASE)
@@ -189,14 +189,24 @@ class Settings(BaseSettings):
         return self.scheme in ("sqlite", "memory")
 
     @property
+    def needs_api_key(self) -> bool:
+        """True when the endpoint is a remote AgentSight, which refuses requests without a key.
+
+        Local endpoints need none: ``sqlite:///``, ``memory://``, and an
+        ``http://`` collector on this machine (``agentsight-async serve --dev``).
+        """
+        return self.scheme == "http" and not is_loopback_url(self.api_endpoint)
+
+    @property
     def tracking_disabled_reason(self) -> str | None:
         """Why nothing would be delivered, or None when tracking works."""
         if not self.enabled:
             return "AGENTSIGHT_ENABLED is false"
-        if self.api_key is None and not self.is_local:
+        if self.api_key is None and self.needs_api_key:
             return (
-                "AGENTSIGHT_API_KEY is not set and AGENTSIGHT_API_ENDPOINT is not local "
-                "(sqlite:/// or memory://)"
+                f"AGENTSIGHT_API_KEY is not set, and {self.api_endpoint} needs one "
+                "(a local endpoint - sqlite:///, memory:// or a collector on this machine - "
+                "does not)"
             )
         return None
 
@@ -218,7 +228,11 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**given)
     except ValidationError as exc:
         problems = []
+        bad_key = False
         for err in exc.errors(include_input=False, include_url=False):
+            loc = tuple(err.get("loc", ()))
+            bad_key = bad_key or loc[:1] == ("api_key",)
             msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
-            problems.append(f"{_variable_name(tuple(err.get('loc', ())))}: {msg}")
-        raise ConfigurationError("; ".join(problems)) from None
+            problems.append(f"{_variable_name(loc)}: {msg}")
+        error = InvalidApiKeyException if bad_key else ConfigurationError
+        raise error("; ".join(problems)) from None

@@ -208,6 +208,32 @@ class Outcome:
 DELIVERED: Final = Outcome(ok=True, response={})
 
 
+@dataclass(frozen=True, slots=True)
+class FlushResult:
+    """What became of the events that were queued when a ``flush()`` (or close) began.
+
+    Its truth value is the answer to "was everything delivered?": true only
+    when every one of them was delivered, false when any was dropped (see
+    ``dropped`` for why) or was still pending when the deadline passed (it
+    stays queued - or, at close with a spool, on disk - and is not lost).
+    Events refused at the call because the queue was full were never queued;
+    ``stats()["dropped"]["queue_full"]`` counts those.
+    """
+
+    delivered: int = 0
+    #: Dropped events by reason (``rejected``, ``retries_exhausted``, ``shutdown``).
+    dropped: dict[str, int] = field(default_factory=dict)
+    #: Not resolved when the wait ended (timed out, or kept in the spool at close).
+    pending: int = 0
+
+    @property
+    def dropped_total(self) -> int:
+        return sum(self.dropped.values())
+
+    def __bool__(self) -> bool:
+        return self.pending == 0 and not self.dropped_total
+
+
 # --- time ---------------------------------------------------------------------------------
 
 #: ``"YYYY-MM-DDTHH:MM:SS"`` per whole second (UTC); cleared when it grows past the bound.

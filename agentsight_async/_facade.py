@@ -32,7 +32,7 @@ import httpx
 
 from ._config import Settings
 from ._context import ConversationContext
-from ._events import CONVERSATION
+from ._events import CONVERSATION, FlushResult
 from ._exceptions import ConfigurationError
 from ._pipeline import Pipeline
 from ._stats import ErrorCallback
@@ -107,8 +107,9 @@ class ConversationTracker(BaseTracker):
         except ConfigurationError as exc:
             if not self._lazy:
                 raise
-            logger.error("agentsight_async: tracking disabled, invalid configuration: %s", exc)
-            pipeline = build_pipeline(settings=Settings.model_construct(enabled=False))
+            # Importing and tracking never raise because of configuration: track_*
+            # become no-ops and the explicit delivery calls raise this error.
+            pipeline = build_pipeline(settings=Settings.model_construct(), config_error=exc)
             pipeline.stats.record_error(str(exc))
             return pipeline
 
@@ -152,10 +153,13 @@ class ConversationTracker(BaseTracker):
         timeout: float | None = None,
     ) -> None:
         """Create the conversation on the backend now (not marked used); blocks for the answer."""
+        self._pipeline.check_deliverable()
         ev = self._initialize(conversation_id, conversation_args(locals()))
         if ev is not None:
             limit = self._default_timeout() if timeout is None else timeout
-            self._pipeline.call(lambda: self._confirm(ev, limit), limit)
+            self._pipeline.call(
+                lambda: self._confirm(ev, limit), limit, "initialize_conversation()"
+            )
 
     def track_human_message(
         self,
@@ -167,9 +171,7 @@ class ConversationTracker(BaseTracker):
         conversation_id: str | None = None,
     ) -> None:
         """Track a message from the end user; returns at once."""
-        self._message(
-            "question", message, attachments, attachment_mode, metadata, conversation_id
-        )
+        self._message("question", message, attachments, attachment_mode, metadata, conversation_id)
 
     def track_agent_message(
         self,
@@ -181,9 +183,7 @@ class ConversationTracker(BaseTracker):
         conversation_id: str | None = None,
     ) -> None:
         """Track a message from the agent; returns at once."""
-        self._message(
-            "answer", message, attachments, attachment_mode, metadata, conversation_id
-        )
+        self._message("answer", message, attachments, attachment_mode, metadata, conversation_id)
 
     def track_action(
         self,
@@ -272,7 +272,7 @@ class ConversationTracker(BaseTracker):
         pipeline = self._pipeline
         cid = self._context.resolve(conversation_id)  # resolved in the caller's context
         limit = self._default_timeout() if timeout is None else timeout
-        pipeline.call(lambda: self._flush_conversation(cid, limit), limit)
+        pipeline.call(lambda: self._flush_conversation(cid, limit), limit, "send_tracked_data()")
         return self._report(cid)
 
     def configure(
@@ -286,10 +286,8 @@ class ConversationTracker(BaseTracker):
         """Change settings; invalid values raise :class:`ConfigurationError` here."""
         pipeline = self._pipeline
         new = self._configured_settings(api_key, conversation_id, endpoint, log_level, overrides)
-        pipeline.call(lambda: pipeline.reconfigure(new), new.shutdown_timeout + 5)
+        pipeline.call(lambda: pipeline.reconfigure(new), new.shutdown_timeout + 5, "configure()")
         self._configured(new)
-        if conversation_id is not None:
-            self._context.set_current(new.conversation_id or conversation_id)
 
     @contextlib.contextmanager
     def conversation(self, conversation_id: str, **fields: Any) -> Iterator[ConversationTracker]:
@@ -302,25 +300,34 @@ class ConversationTracker(BaseTracker):
         finally:
             self._context.exit(token)
 
-    def flush(self, timeout: float | None = None) -> bool:
-        """Block until everything tracked so far is delivered (or dropped); False on timeout."""
+    def flush(self, timeout: float | None = None) -> FlushResult:
+        """Block until everything tracked so far is resolved, at most *timeout* seconds.
+
+        Returns a :class:`FlushResult`, true only if every event queued at the
+        call was delivered (see :meth:`AsyncConversationTracker.flush`).
+        """
         pipeline = self._pipeline
         limit = self._default_timeout() if timeout is None else timeout
-        return pipeline.call(lambda: pipeline.flush(None, limit), limit)
+        return pipeline.call(lambda: pipeline.flush(None, limit), limit, "flush()")
 
-    def close(self, timeout: float | None = None) -> None:
+    def close(self, timeout: float | None = None) -> FlushResult:
         """Flush within *timeout* (default ``shutdown_timeout``) and stop the loop thread.
 
-        The tracker can be used again afterwards: the next call starts a new
-        pipeline (reading the settings again).
+        Returns what became of the events queued at the call (a
+        :class:`FlushResult`).  The tracker can be used again afterwards: the
+        next call starts a new pipeline (reading the settings again) with no
+        current conversation.
         """
         with self._start_lock:
             pipeline, self._p, self._aio = self._p, None, None
+            self._context = ConversationContext()  # a fresh start forgets the conversations
         if pipeline is None:
-            return
+            return FlushResult()
         limit = pipeline.settings.shutdown_timeout if timeout is None else timeout
-        pipeline.call(lambda: pipeline.aclose(limit), limit + 5)
-        pipeline.stop_loop_thread()
+        try:
+            return pipeline.call(lambda: pipeline.aclose(limit), limit + 5, "close()")
+        finally:
+            pipeline.stop_loop_thread()
 
     def __enter__(self) -> ConversationTracker:
         return self

@@ -35,8 +35,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ._config import Settings
-from ._events import Event
-from ._exceptions import FlushTimeoutError
+from ._events import Event, FlushResult
+from ._exceptions import ConfigurationError, FlushTimeoutError, NoApiKeyException
 from ._exporters._base import Exporter
 from ._flusher import Flusher
 from ._queues import Queues
@@ -62,8 +62,13 @@ class Pipeline:
         *,
         exporter_factory: ExporterFactory,
         on_error: ErrorCallback | None = None,
+        config_error: ConfigurationError | None = None,
     ) -> None:
         self.on_error = on_error
+        #: The configuration error that disabled tracking (the lazy singleton's), if any.
+        self.config_error = config_error
+        #: What explicit delivery calls raise while tracking is disabled by configuration.
+        self.delivery_error: ConfigurationError | None = None
         self.stats = Stats()
         self.settings = settings
         self.queues = self._new_queues(settings)
@@ -86,9 +91,19 @@ class Pipeline:
         q.batch_size, q.batch_bytes = settings.batch_size, settings.batch_bytes
         q.max_events, q.max_bytes = settings.max_queue_events, settings.max_queue_bytes
         reason = settings.tracking_disabled_reason
-        self.disabled = reason is not None
-        if reason is not None and settings.enabled:
-            logger.warning("agentsight_async: tracking is disabled: %s", reason)
+        error = self.config_error
+        if error is None and reason is not None and settings.enabled:
+            error = NoApiKeyException(reason)
+        self.delivery_error = error
+        self.disabled = reason is not None or error is not None
+        if error is not None:
+            # An invalid setting is an error; a missing key may be deliberate (a test run).
+            logger.log(
+                logging.ERROR if self.config_error is not None else logging.WARNING,
+                "agentsight_async: tracking is disabled: %s. track_* calls do nothing; "
+                "send_tracked_data() and flush() raise this error.",
+                error,
+            )
         if settings.log_level is not None:
             logger.setLevel(settings.log_level)
 
@@ -103,6 +118,17 @@ class Pipeline:
         # Every event is spooled from the first one on (the file opens with the flusher).
         queues.spooling = bool(settings.spool_dir)
         return queues
+
+    def check_deliverable(self) -> None:
+        """Raise the configuration error that disabled tracking, if one did.
+
+        Explicit delivery calls (``send_tracked_data``, ``flush``,
+        ``initialize_conversation``) must not pretend: ``track_*`` calls stay
+        safe no-ops, but these say why nothing can be delivered.  Tracking
+        turned off on purpose (``AGENTSIGHT_ENABLED=false``) raises nothing.
+        """
+        if self.delivery_error is not None:
+            raise self.delivery_error
 
     def snapshot(self) -> dict[str, Any]:
         """The counters as ``stats()`` shows them."""
@@ -260,35 +286,38 @@ class Pipeline:
         self._thread = None
         self._loop = None
 
-    def call(self, fn: Callable[[], Awaitable[T]], timeout: float | None) -> T:
+    def call(self, fn: Callable[[], Awaitable[T]], timeout: float | None, what: str) -> T:
         """Run ``fn()`` on the private loop and wait for it, from any other thread.
 
         Raises :class:`FlushTimeoutError` when *timeout* (plus a second of
         slack) passes - the work goes on in the background - and
         ``RuntimeError`` when called from the loop's own thread, where waiting
-        would deadlock.
+        would deadlock.  Called from inside a running event loop it works, but
+        blocks that loop: the first time, a warning says for how long and
+        points to the ``await`` API.  *what* names the call in messages.
         """
         self.start_loop_thread()
         if threading.current_thread() is self._thread:
             raise RuntimeError(
-                "agentsight_async: a blocking ConversationTracker call was made from the "
-                "tracker's own event-loop thread; use the async API (tracker.aio) there"
+                f"agentsight_async: ConversationTracker.{what} is a blocking call and was made "
+                "from the tracker's own event-loop thread; use the async API (tracker.aio) there"
             )
         loop = self._loop
         if loop is None:  # closed concurrently by another thread
             raise RuntimeError("agentsight_async: the tracker was closed during the call")
-
-        async def run() -> T:
-            return await fn()
-
-        fut = asyncio.run_coroutine_threadsafe(run(), loop)
+        caller_loop = _running_loop()
+        started = time.perf_counter()
+        fut = asyncio.run_coroutine_threadsafe(_call(fn), loop)
         try:
             return fut.result(None if timeout is None else timeout + 1.0)
         except concurrent.futures.TimeoutError:  # not the builtin one before 3.11
             fut.cancel()
             raise FlushTimeoutError(
-                f"agentsight_async: the call did not finish within {timeout} s"
+                f"agentsight_async: {what} did not finish within {timeout} s"
             ) from None
+        finally:
+            if caller_loop is not None:
+                _warn_blocked_loop(what, time.perf_counter() - started)
 
     async def run(self, fn: Callable[[], Awaitable[T]]) -> T:
         """Await ``fn()`` on the pipeline's loop, from async code on any loop."""
@@ -307,9 +336,11 @@ class Pipeline:
             return not targets
         return await flusher.wait_resolved(targets, timeout)
 
-    async def flush(self, conversation_id: str | None, timeout: float) -> bool:
-        """Flush one conversation (or all): True when everything queued now is resolved."""
-        targets = self.queues.flush_targets(conversation_id)
+    async def flush(self, conversation_id: str | None, timeout: float) -> FlushResult:
+        """Flush one conversation (or all) and say what became of what was queued then."""
+        self.check_deliverable()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         flusher = self._flusher
         if (
             conversation_id is None
@@ -321,30 +352,38 @@ class Pipeline:
             try:
                 await asyncio.wait_for(flusher.started.wait(), timeout)
             except asyncio.TimeoutError:
-                return False
-            targets = self.queues.flush_targets(None)
-        return await self.wait(targets, timeout)
+                return FlushResult(pending=self.queues.backlog)
+        watch = self.queues.watch(conversation_id)
+        try:
+            await self.wait(watch.targets, max(0.0, deadline - loop.time()))
+        finally:
+            self.queues.unwatch(watch)
+        return watch.result()
 
-    async def aclose(self, timeout: float) -> None:
+    async def aclose(self, timeout: float) -> FlushResult:
         """Flush within *timeout*, then stop for good (from any loop; safe twice).
 
         Events that could not be delivered by then are dropped and counted
         under ``dropped["shutdown"]`` - or, with a spool, kept on disk for the
-        next start.
+        next start (``pending`` in the result).
         """
         if self._closed:
-            return
-        if self.queues.backlog and self._flusher is None:
+            return FlushResult()
+        if self.queues.backlog and self._flusher is None and not self.disabled:
             self.bind()
         flusher = self._flusher
         self._closed = True
-        loop = flusher.loop if flusher is not None else None
-        if flusher is not None and loop is not None and not loop.is_closed():
-            await self.run(lambda: flusher.stop(timeout))
-        elif self._spool is None:
-            self.queues.drop_pending("shutdown")
-        if self._spool is not None:
-            await self._spool.close()
+        watch = self.queues.watch(None)
+        try:
+            loop = flusher.loop if flusher is not None else None
+            if flusher is not None and loop is not None and not loop.is_closed():
+                await self.run(lambda: flusher.stop(timeout))
+            elif self._spool is None:
+                self.queues.drop_pending("shutdown")
+            if self._spool is not None:
+                await self._spool.close()
+        finally:
+            self.queues.unwatch(watch)
         dropped = self.stats.dropped
         lost = dropped["shutdown"] + dropped["retries_exhausted"]
         if lost:
@@ -353,6 +392,7 @@ class Pipeline:
                 lost,
                 {k: n for k, n in dropped.items() if n},
             )
+        return watch.result()
 
     @property
     def closed(self) -> bool:
@@ -404,6 +444,32 @@ class Pipeline:
 
 async def _call(fn: Callable[[], Awaitable[T]]) -> T:
     return await fn()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+_blocked_warned = False
+
+
+def _warn_blocked_loop(what: str, seconds: float) -> None:
+    """Once per process: a blocking call was made from async code and held its loop."""
+    global _blocked_warned
+    if _blocked_warned:
+        return
+    _blocked_warned = True
+    logger.warning(
+        "agentsight_async: ConversationTracker.%s blocked a running event loop for %.0f ms. "
+        "In async code use the async API instead - AsyncConversationTracker, or "
+        "`await conversation_tracker.aio.%s` - which waits without blocking the loop.",
+        what,
+        seconds * 1000,
+        what.replace("close()", "aclose()"),
+    )
 
 
 # --- process-wide hooks: exit flush and fork reset ---------------------------------------------

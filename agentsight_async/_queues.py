@@ -28,7 +28,7 @@ from collections import OrderedDict, deque
 from collections.abc import Iterator
 from typing import Any
 
-from ._events import ANSWER, Batch, ConversationBatch, Event, Outcome, next_seq
+from ._events import ANSWER, Batch, ConversationBatch, Event, FlushResult, Outcome, next_seq
 from ._stats import Stats
 
 #: Events larger than this (bytes) skip the inbox, so the byte cap stays exact for them.
@@ -65,6 +65,44 @@ class Result:
         self.response = response
         self.error = error
         self.taken = False  # reported (or forgotten) already
+
+
+class Watch:
+    """Counts the outcomes of the events queued when a flush began (see :class:`FlushResult`).
+
+    ``targets[cid]`` is how many events the conversation had enqueued then and
+    ``starts[cid]`` how many of them were already resolved: the events watched
+    are those numbered ``starts + 1 .. targets`` in the conversation's order.
+    """
+
+    __slots__ = ("delivered", "dropped", "starts", "targets")
+
+    def __init__(self, targets: dict[str, int], starts: dict[str, int]) -> None:
+        self.targets = targets
+        self.starts = starts
+        self.delivered = 0
+        self.dropped: dict[str, int] = {}
+
+    def count(self, cid: str, resolved_before: int, outcomes: list[tuple[bool, str]]) -> None:
+        """Record outcomes ``(ok, drop reason)`` of events resolved after *resolved_before*."""
+        target = self.targets.get(cid)
+        if target is None:
+            return
+        start = self.starts[cid]
+        for i, (ok, reason) in enumerate(outcomes, resolved_before + 1):
+            if i <= start:
+                continue
+            if i > target:
+                break
+            if ok:
+                self.delivered += 1
+            else:
+                self.dropped[reason] = self.dropped.get(reason, 0) + 1
+
+    def result(self) -> FlushResult:
+        total = sum(t - self.starts[cid] for cid, t in self.targets.items())
+        dropped = sum(self.dropped.values())
+        return FlushResult(self.delivered, dict(self.dropped), total - self.delivered - dropped)
 
 
 class Conversation:
@@ -129,6 +167,8 @@ class Queues:
         self.kept: deque[Result] = deque()  # every kept result, oldest first
         self.wake_sent = False
         self.inbox: deque[Any] = deque()
+        #: Flushes in progress (usually none): each counts what became of its events.
+        self.watches: list[Watch] = []
         #: With a durable spool: events (and conversation fields) not yet committed to it.
         self.spooling = False
         self.unspooled: list[tuple[Event, dict[str, Any] | None]] = []
@@ -402,6 +442,12 @@ class Queues:
                 conv = self.convs.get(part.conversation_id)
                 if conv is None:
                     continue
+                for watch in self.watches:
+                    watch.count(
+                        conv.id,
+                        conv.resolved,
+                        [(o.ok, o.drop_reason or "rejected") for o in results],
+                    )
                 self._keep_all(conv, kept)
                 conv.resolved += n
                 conv.in_flight = False
@@ -425,6 +471,8 @@ class Queues:
         dropped = 0
         with self.locked():
             for conv in self.convs.values():
+                for watch in self.watches:
+                    watch.count(conv.id, conv.resolved, [(False, reason)] * len(conv.pending))
                 while conv.pending:
                     ev = conv.pending.popleft()
                     stats.queued_events -= 1
@@ -466,6 +514,26 @@ class Queues:
             self.kept = deque(r for r in kept if not r.taken)
 
     # --- waiting and reporting -----------------------------------------------------------
+    def watch(self, conversation_id: str | None) -> Watch:
+        """Start counting what becomes of the events queued now (one conversation, or all).
+
+        Call :meth:`unwatch` when done; :meth:`Watch.result` says what happened.
+        """
+        with self.locked():
+            if conversation_id is not None:
+                conv = self.convs.get(conversation_id)
+                convs = [] if conv is None else [conv]
+            else:
+                convs = list(self.convs.values())
+            busy = [c for c in convs if c.resolved < c.enqueued]
+            watch = Watch({c.id: c.enqueued for c in busy}, {c.id: c.resolved for c in busy})
+            self.watches.append(watch)
+        return watch
+
+    def unwatch(self, watch: Watch) -> None:
+        with self.lock:
+            self.watches.remove(watch)
+
     def flush_targets(self, conversation_id: str | None) -> dict[str, int]:
         """How many events each unfinished conversation must resolve to be flushed."""
         with self.locked():

@@ -46,8 +46,10 @@ from ._events import (
     TOKEN_KEYS,
     TOKEN_USAGE,
     Event,
+    FlushResult,
 )
 from ._exceptions import (
+    ConfigurationError,
     ConversationApiException,
     ConversationNetworkException,
     NoDataToSendException,
@@ -76,6 +78,7 @@ def build_pipeline(
     on_error: ErrorCallback | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     exporter_factory: ExporterFactory | None = None,
+    config_error: ConfigurationError | None = None,
     **overrides: Any,
 ) -> Pipeline:
     """A pipeline from a tracker's constructor arguments.
@@ -83,6 +86,8 @@ def build_pipeline(
     Settings come from *settings*, else from *api_key* and *overrides* (any
     :class:`Settings` field, ``endpoint=`` for ``api_endpoint``) over the
     environment.  Raises :class:`ConfigurationError` for invalid values.
+    *config_error* builds a disabled pipeline whose explicit delivery calls
+    raise it (the lazy singleton's configuration error).
     """
     if settings is None:
         endpoint = overrides.pop("endpoint", None)
@@ -93,6 +98,7 @@ def build_pipeline(
         settings,
         exporter_factory=exporter_factory or _default_exporter_factory(transport),
         on_error=on_error,
+        config_error=config_error,
     )
 
 
@@ -122,8 +128,8 @@ class BaseTracker:
         self._p = pipeline
         # The hot path takes short plain messages straight into the inbox.
         self._fast_chars = min(SMALL_EVENT - v.EVENT_OVERHEAD, pipeline.settings.max_message_chars)
-        if self._context.default is None:
-            self._context.default = pipeline.settings.conversation_id
+        if pipeline.settings.conversation_id is not None:
+            self._context.configured = pipeline.settings.conversation_id
 
     # --- state -------------------------------------------------------------------------
     @property
@@ -217,9 +223,7 @@ class BaseTracker:
 
     def _attachments(self, conversation_id: str | None, *args: Any) -> None:
         p = self._pipeline
-        data, size = inputs.attachments(
-            *args, max_attachment_bytes=p.settings.max_attachment_bytes
-        )
+        data, size = inputs.attachments(*args, max_attachment_bytes=p.settings.max_attachment_bytes)
         p.push(ATTACHMENTS, self._context.resolve(conversation_id), data, size)
 
     def _token_usage(self, conversation_id: str | None, *args: Any) -> None:
@@ -247,7 +251,12 @@ class BaseTracker:
         if not results:
             raise NoDataToSendException(f"No tracked data found for conversation: {cid}")
         results.sort(key=lambda r: r.event.seq)
-        return reports.send_report(results)
+        report = reports.send_report(results)
+        report["conversation_id"] = cid
+        if cid in self._context.generated:
+            # nothing named a conversation: say where the events went
+            report["conversation_generated"] = True
+        return report
 
     def _default_timeout(self) -> float:
         s = self._pipeline.settings
@@ -255,7 +264,7 @@ class BaseTracker:
 
     async def _flush_conversation(self, cid: str, timeout: float) -> None:
         """Wait (on the pipeline's loop) until *cid*'s queued events are resolved."""
-        if not await self._pipeline.flush(cid, timeout):
+        if (await self._pipeline.flush(cid, timeout)).pending:
             logger.warning(
                 "agentsight_async: send_tracked_data(%r) timed out after %.1f s; "
                 "unconfirmed items stay queued",
@@ -266,7 +275,7 @@ class BaseTracker:
     async def _confirm(self, ev: Event, timeout: float) -> None:
         """Wait (on the pipeline's loop) for a conversation item's answer; raise if it failed."""
         p = self._pipeline
-        if not await p.flush(ev.conversation_id, timeout):
+        if (await p.flush(ev.conversation_id, timeout)).pending:
             raise ConversationNetworkException(
                 f"conversation {ev.conversation_id!r} was not confirmed within {timeout:.1f} s; "
                 "it stays queued and is retried in the background"
@@ -302,11 +311,14 @@ class BaseTracker:
         return load_settings(**current)
 
     def _configured(self, settings: Settings) -> None:
-        """After ``configure()``: the hot path's limits and the default conversation."""
-        pipeline = self._pipeline
-        self._attach(pipeline)
+        """After ``configure()``: the hot path's limits and the configured conversation.
+
+        A ``conversation_id`` given to ``configure()`` is the process-wide default
+        and the current conversation of the caller's task or thread.
+        """
+        self._attach(self._pipeline)
         if settings.conversation_id is not None:
-            self._context.default = settings.conversation_id
+            self._context.enter(settings.conversation_id)
 
     def __repr__(self) -> str:
         p = self._p
@@ -441,6 +453,7 @@ class AsyncConversationTracker(BaseTracker):
         """
         p = self._pipeline
         p.bind()
+        p.check_deliverable()
         ev = self._initialize(conversation_id, conversation_args(locals()))
         if ev is not None:
             limit = self._default_timeout() if timeout is None else timeout
@@ -600,26 +613,30 @@ class AsyncConversationTracker(BaseTracker):
         self._configured(new)
 
     # --- lifecycle ---------------------------------------------------------------------
-    async def flush(self, timeout: float | None = None) -> bool:
-        """Send everything tracked so far; True when all of it is resolved in time.
+    async def flush(self, timeout: float | None = None) -> FlushResult:
+        """Send everything tracked so far and wait, at most *timeout* seconds.
 
-        Resolved means delivered or dropped (see ``stats()``).  On False the
-        remaining events stay queued.
+        Returns a :class:`FlushResult` whose truth value says whether every
+        event queued at the call was delivered; its ``delivered``, ``dropped``
+        (by reason) and ``pending`` say what became of them.  Pending events
+        stay queued and keep being retried.  Raises the configuration error
+        that disabled tracking, if one did (``NoApiKeyException`` ...).
         """
         p = self._pipeline
         p.bind()
         limit = self._default_timeout() if timeout is None else timeout
         return await p.run(lambda: p.flush(None, limit))
 
-    async def aclose(self, timeout: float | None = None) -> None:
+    async def aclose(self, timeout: float | None = None) -> FlushResult:
         """Flush within *timeout* (default ``shutdown_timeout``), then stop for good.
 
         Events that could not be delivered by then are dropped and counted
         under ``dropped["shutdown"]`` - or, with a spool, kept on disk for the
-        next start.  Calling it twice is safe.
+        next start (``pending``).  Returns what became of the events queued at
+        the call, as :meth:`flush` does.  Calling it twice is safe.
         """
         p = self._pipeline
-        await p.aclose(p.settings.shutdown_timeout if timeout is None else timeout)
+        return await p.aclose(p.settings.shutdown_timeout if timeout is None else timeout)
 
     async def __aenter__(self) -> AsyncConversationTracker:
         self._pipeline.bind()

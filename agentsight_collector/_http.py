@@ -38,7 +38,10 @@ class KeyChecker:
 
     Configured keys are compared with :func:`hmac.compare_digest`, against all
     of them every time, so timing reveals neither a key nor which one matched.
-    In dev mode any well-formed key is accepted (and the CLI says so).
+    In dev mode any well-formed key is accepted, and so is a request with no
+    key at all - a tracker pointed at a collector on its own machine needs
+    none (the CLI says so).  A malformed key is still refused: it is a
+    configuration mistake worth seeing.
     """
 
     def __init__(self, keys: Sequence[str], *, dev: bool) -> None:
@@ -46,10 +49,10 @@ class KeyChecker:
         self.dev = dev
 
     def accepts(self, key: str | None) -> bool:
+        if self.dev:
+            return not key or API_KEY_RE.match(key) is not None
         if not key:
             return False
-        if self.dev:
-            return API_KEY_RE.match(key) is not None
         candidate = key.encode()
         matched = False
         for known in self._keys:

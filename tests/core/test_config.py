@@ -13,6 +13,7 @@ from agentsight_async import (
     AsyncConversationTracker,
     ConfigurationError,
     ConversationTracker,
+    NoApiKeyException,
     Settings,
 )
 from agentsight_async._config import load_settings
@@ -138,12 +139,11 @@ def test_no_key_and_remote_endpoint_disables_with_one_warning(
     assert "AGENTSIGHT_API_KEY" in warnings[0].getMessage()
     assert tracker.stats()["enabled"] is False
     assert tracker.stats()["dropped"]["disabled"] == 3
-    result = tracker.send_tracked_data(conversation_id="c", timeout=1)
-    assert result == {
-        "items": [],
-        "summary": {"questions": 0, "answers": 0, "attachments": 0, "actions": 0,
-                    "buttons": 0, "errors": 0},
-    }
+    # explicit delivery calls do not pretend: they raise what disabled tracking
+    with pytest.raises(NoApiKeyException, match="AGENTSIGHT_API_KEY"):
+        tracker.send_tracked_data(conversation_id="c", timeout=1)
+    with pytest.raises(NoApiKeyException):
+        tracker.flush(timeout=1)
     tracker.close()
 
 

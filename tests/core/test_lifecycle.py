@@ -50,7 +50,7 @@ def test_blocking_call_from_the_trackers_own_loop_thread_raises(memory_singleton
     assert done.wait(10)
     assert isinstance(outcome[0], RuntimeError)
     assert "own event-loop thread" in str(outcome[0])
-    assert conversation_tracker.flush(timeout=10) is True  # still healthy afterwards
+    assert conversation_tracker.flush(timeout=10)  # still healthy afterwards
 
 
 def test_async_tracker_survives_several_asyncio_runs() -> None:
@@ -215,7 +215,10 @@ def test_on_error_gets_background_failures_and_never_raises_into_user_code() -> 
         retry_budget=0.3, request_timeout=0.2,
     )
     tracker.track_human_message("will fail", conversation_id="err")
-    assert tracker.flush(timeout=10) is True  # resolved: dropped, not pending
+    result = tracker.flush(timeout=10)
+    assert not result  # nothing was delivered ...
+    assert result.dropped == {"retries_exhausted": 1}  # ... it was dropped, not left pending
+    assert result.pending == 0
     stats = tracker.stats()
     assert stats["dropped"]["retries_exhausted"] == 1
     assert stats["last_error"]

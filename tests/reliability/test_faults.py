@@ -269,8 +269,15 @@ async def test_outage_longer_than_budget_drops_counted_then_recovers(
     async with tracker:
         lost = await track_workload(tracker, f"out-{protocol}", 3, 4)
         started = time.monotonic()
-        assert await tracker.flush(timeout=budget + 10)
+        flushed = await tracker.flush(timeout=budget + 10)
         waited = time.monotonic() - started
+        # flush() tells the truth: nothing delivered, all of it dropped, nothing left pending
+        assert not flushed
+        assert (flushed.delivered, flushed.dropped, flushed.pending) == (
+            0,
+            {"retries_exhausted": 15},
+            0,
+        )
         during = tracker.stats()
         outage["on"] = False
         healed = await track_workload(tracker, f"after-{protocol}", 3, 4)

@@ -535,8 +535,15 @@ def test_wrong_types_for_every_argument(harness: Harness) -> None:
 
                 uses_own_cid = arg == "conversation_id"
                 if uses_own_cid and value is None:
-                    # None means "the current conversation": make that one outside the brackets
-                    harness.lt.run(harness.tracker.get_or_create_conversation("fz-default"))
+                    # None means "the current conversation" - of the calling task: make that
+                    # one (outside the brackets) in the same task, just before the call
+                    async def in_default(
+                        t: AsyncConversationTracker, cid: str, inner: Any = call
+                    ) -> Any:
+                        await t.get_or_create_conversation("fz-default")
+                        return await inner(t, cid)
+
+                    call = in_default
                 accepted = harness.case(
                     "wrong type",
                     call,
