@@ -9,6 +9,8 @@
   legacy client's ``//api/...`` (§1.3) only works by luck.
 * Bodies are serialised once by the caller; :func:`post_once` sends them in a
   :class:`OneShotBody`, and :func:`wire_body` gzips a large ingest body (§3.2).
+* Every request runs inside :func:`~._redaction.our_request`, so httpx's and
+  httpcore's records about it - and only those - are redacted.
 * Answers are parsed with credentials scrubbed (:func:`parse_body`,
   :func:`error_detail`).
 """
@@ -30,7 +32,7 @@ import httpx
 from .._config import Settings, is_loopback_url
 from .._version import __version__
 from ._base import SDK_NAME
-from ._redaction import redact, scrub
+from ._redaction import our_request, redact, scrub
 
 logger = logging.getLogger("agentsight_async")
 
@@ -168,7 +170,8 @@ class ClientHolder:
         """Close the client if it belongs to the running loop (a dead loop's cannot be)."""
         client, self._client = self._client, None
         if client is not None and self._loop is asyncio.get_running_loop():
-            await client.aclose()
+            with our_request():
+                await client.aclose()
         self._loop = None
 
 
@@ -202,20 +205,22 @@ class OneShotBody(httpx.AsyncByteStream):
 async def post_once(
     client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str]
 ) -> httpx.Response:
-    """One ``POST`` of *body* (same bytes on the wire) in a :class:`OneShotBody`.
+    """One ``POST`` of *body* (same bytes on the wire) in a :class:`OneShotBody`, as ours.
 
     Raises whatever httpx raises; the retry policy classifies it.
     """
-    return await client.post(
-        url,
-        content=OneShotBody(body),
-        headers={**headers, "Content-Length": str(len(body))},
-    )
+    with our_request():
+        return await client.post(
+            url,
+            content=OneShotBody(body),
+            headers={**headers, "Content-Length": str(len(body))},
+        )
 
 
 async def get_once(client: httpx.AsyncClient, url: str, *, timeout: float) -> httpx.Response:
-    """One JSON ``GET`` (the ``/api/me/`` preflight); raises what httpx raises."""
-    return await client.get(url, headers={"Content-Type": JSON_CONTENT_TYPE}, timeout=timeout)
+    """One JSON ``GET`` (the ``/api/me/`` preflight), as ours; raises what httpx raises."""
+    with our_request():
+        return await client.get(url, headers={"Content-Type": JSON_CONTENT_TYPE}, timeout=timeout)
 
 
 # --- bodies -----------------------------------------------------------------------------

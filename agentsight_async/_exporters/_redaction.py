@@ -1,11 +1,19 @@
-"""Credentials out of everything we log, parse or report.
+"""Credentials out of everything we log, parse or report - and only ours.
 
 * :func:`redact` replaces ``Api-Key <key>`` and ``ags_...`` in a string;
   :func:`scrub` applies it to every string inside a parsed JSON value (a server
   that echoes the key back must not carry it into results or exceptions).
-* :func:`install_redaction` attaches a filter, never a handler (where records
-  go stays the application's choice), to our logger and to httpx's and
-  httpcore's, whose DEBUG records can carry request and response headers.
+* :func:`install_redaction` attaches filters, never handlers (where records go
+  stays the application's choice):
+
+  - on our own logger, ``agentsight_async``, every record is redacted;
+  - on ``httpx`` and ``httpcore.*``, whose DEBUG records can carry request and
+    response headers, only records emitted *while one of our requests runs*.
+    :func:`our_request` marks that span of time in a :class:`~contextvars.ContextVar`;
+    logging calls run filters synchronously in the caller's context, so the
+    filter sees the mark exactly for records our own client produces.  The
+    application's other httpx clients log through the same loggers, and their
+    records pass through untouched.
 """
 
 from __future__ import annotations
@@ -13,6 +21,9 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Final
 
 _KEY_PATTERNS: Final = (
@@ -20,7 +31,10 @@ _KEY_PATTERNS: Final = (
     re.compile(r"ags_[A-Za-z0-9_]+"),
 )
 
-#: Our own logger.
+#: True while one of our own HTTP requests runs (in that task's context only).
+_OUR_REQUEST: ContextVar[bool] = ContextVar("agentsight_async_request", default=False)
+
+#: Our own logger: every record on it is redacted.
 OWN_LOGGER: Final = "agentsight_async"
 #: httpx's and httpcore's loggers, whose records can carry request or response headers
 #: at DEBUG level.  A filter on a logger applies only to records logged on it (not to
@@ -56,15 +70,36 @@ def scrub(value: Any) -> Any:
     return value
 
 
+@contextmanager
+def our_request() -> Iterator[None]:
+    """Mark the enclosed code as one of our requests: its httpx/httpcore records get redacted."""
+    token = _OUR_REQUEST.set(True)
+    try:
+        yield
+    finally:
+        _OUR_REQUEST.reset(token)
+
+
 class RedactingFilter(logging.Filter):
     """Rewrites a record whose message would contain a credential.
+
+    Args:
+        only_our_requests: when true (the filter on httpx's and httpcore's
+            loggers), records are touched only inside :func:`our_request`;
+            everyone else's pass exactly as they were.
 
     Cheap when there is nothing to hide: only records whose rendered message
     mentions ``ags_`` or ``api-key`` are rewritten.  Never drops a record.
     """
 
+    def __init__(self, *, only_our_requests: bool = False) -> None:
+        super().__init__()
+        self.only_our_requests = only_our_requests
+
     def filter(self, record: logging.LogRecord) -> bool:
-        """Redact *record* in place when it mentions a credential; keep it."""
+        """Redact *record* in place when it is ours and mentions a credential; keep it."""
+        if self.only_our_requests and not _OUR_REQUEST.get():
+            return True
         try:
             message = record.getMessage()
         except Exception:  # a bad format string is not ours to fix here
@@ -80,12 +115,13 @@ _installed = False
 
 
 def install_redaction() -> None:
-    """Attach one :class:`RedactingFilter` to our logger and httpx's/httpcore's (once)."""
+    """Attach the filters (once per process): all of our logger, our requests on httpx's."""
     global _installed
     with _install_lock:
         if _installed:
             return
-        redacting = RedactingFilter()
-        for name in (OWN_LOGGER, *HTTP_LOGGERS):
-            logging.getLogger(name).addFilter(redacting)
+        logging.getLogger(OWN_LOGGER).addFilter(RedactingFilter())
+        ours_only = RedactingFilter(only_our_requests=True)
+        for name in HTTP_LOGGERS:
+            logging.getLogger(name).addFilter(ours_only)
         _installed = True
