@@ -54,7 +54,9 @@ SLICE_SECONDS: Final = 0.0005
 #: ...checked every this many spans (a message span costs a few microseconds).
 SLICE_CHECK: Final = 16
 
-#: A block on its way: (index in the batch, conversation id, the block).
+#: A block on its way: (index in the batch, conversation id, the block).  Blocks are
+#: kept until the POST is answered, so that a per-block 400 can resend the others;
+#: they take about as much memory as their JSON (the strings are the events').
 _Pending = tuple[int, str, dict[str, Any]]
 
 
@@ -269,7 +271,7 @@ class IngestExporter(HttpExporter):
                 pending = self._encodable(pending, results)
                 continue  # (each block that is left encodes, so the next payload does)
             body, headers = await wire_body(payload, gzip_ok)
-            del payload
+            del payload  # only the (gzipped) body lives on through the retries
             ids = [cid for _, cid, _ in pending]
             result = await self.post_bytes(ROUTE_INGEST, body, headers, deadline)
             if isinstance(result, RetryFailure):
