@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any, Literal
+from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -22,7 +22,21 @@ DEFAULT_ENDPOINT = "https://api.agentsight.io"
 API_KEY_RE = re.compile(r"^ags_[a-f0-9]{32}_[a-f0-9]{6}$", re.IGNORECASE)
 _ENV_PREFIX = "AGENTSIGHT_"
 
-Protocol = Literal["ingest", "rest"]
+#: The exporter registry: which exporter class serves each AgentSight HTTP protocol
+#: (``AGENTSIGHT_PROTOCOL``, for ``http(s)://`` endpoints) and each local endpoint
+#: scheme, as ``"module:Class"``.  Protocol validation and ``create_exporter`` both
+#: read it, and only the chosen module is ever imported: a new exporter is one module
+#: plus one line here.
+HTTP_PROTOCOLS: Final[dict[str, str]] = {
+    "ingest": "agentsight_async._exporters._ingest:IngestExporter",
+    "rest": "agentsight_async._exporters._rest:RestExporter",
+}
+LOCAL_SCHEMES: Final[dict[str, str]] = {
+    "memory": "agentsight_async._exporters._memory:MemoryExporter",
+    "sqlite": "agentsight_async._exporters._sqlite:SqliteExporter",
+}
+#: A key of :data:`HTTP_PROTOCOLS` (checked when settings are built).
+Protocol = str
 LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
 
 
@@ -88,7 +102,10 @@ class Settings(BaseSettings):
     app_url: str = "https://app.agentsight.io"
 
     # --- transport -------------------------------------------------------------
-    protocol: Protocol = Field(default="ingest", description="ingest (batch) or rest (per item)")
+    protocol: Protocol = Field(
+        default="ingest",
+        description="Wire format for http(s) endpoints: " + ", ".join(HTTP_PROTOCOLS),
+    )
     enabled: bool = True
     request_timeout: float = Field(default=15.0, gt=0, le=600)
     verify_tls: bool = True
@@ -162,8 +179,12 @@ class Settings(BaseSettings):
 
     @field_validator("protocol", mode="before")
     @classmethod
-    def _lower_protocol(cls, value: Any) -> Any:
-        return value.strip().lower() if isinstance(value, str) else value
+    def _check_protocol(cls, value: Any) -> Any:
+        name = value.strip().lower() if isinstance(value, str) else value
+        if not isinstance(name, str) or name not in HTTP_PROTOCOLS:
+            valid = ", ".join(repr(p) for p in HTTP_PROTOCOLS)
+            raise ValueError(f"must be one of {valid}; got {value!r}")
+        return name
 
     @field_validator("environment", "conversation_id", "spool_dir", mode="before")
     @classmethod

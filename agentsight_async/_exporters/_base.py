@@ -16,10 +16,15 @@ them cannot duplicate rows in a server that dedupes.
 from __future__ import annotations
 
 import abc
+from typing import Final
 
 from .._config import Settings
 from .._events import Batch, Outcome
 from .._stats import ErrorCallback, Stats
+
+#: The name this SDK reports itself as: ``User-Agent``, the ingest payload's ``sdk``
+#: and the spans' OpenTelemetry resource.
+SDK_NAME: Final = "agentsight-async"
 
 
 class Exporter(abc.ABC):

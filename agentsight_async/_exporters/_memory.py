@@ -23,6 +23,7 @@ def store(url: str) -> list[dict[str, Any]]:
 
 
 def clear(url: str | None = None) -> None:
+    """Forget what was recorded behind *url* (every memory URL when None)."""
     with _lock:
         if url is None:
             _stores.clear()
@@ -31,6 +32,7 @@ def clear(url: str | None = None) -> None:
 
 
 def record_of(ev: Any) -> dict[str, Any]:
+    """One recorded event: ids, kind, result type, conversation, timestamp and data."""
     return {
         "id": event_uuid(ev),
         "span_id": span_id(ev),
@@ -43,9 +45,12 @@ def record_of(ev: Any) -> dict[str, Any]:
 
 
 class MemoryExporter(Exporter):
+    """Appends every event to its memory URL's record list; always delivers."""
+
     name = "memory"
 
     async def export(self, batch: Batch, deadline: float) -> list[list[Outcome]]:
+        """Record *batch* (in order); every event is delivered."""
         records = [record_of(ev) for conv in batch.conversations for ev in conv.events]
         target = store(self.settings.api_endpoint)
         with _lock:

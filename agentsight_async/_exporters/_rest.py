@@ -30,23 +30,36 @@ are reported ``retries_exhausted``, so nothing is ever delivered out of order.
 from __future__ import annotations
 
 import asyncio
-import base64
+import json
 from typing import Any, Final
 
 from .. import _events as ev_mod
-from .._events import TOKEN_KEYS, Batch, ConversationBatch, Event, Outcome, event_uuid
+from .._events import (
+    CONVERSATION_FIELDS,
+    TOKEN_KEYS,
+    Batch,
+    ConversationBatch,
+    Event,
+    Outcome,
+    event_uuid,
+)
 from .._exceptions import ConversationApiException
-from . import _http
-from ._retry import REJECTED, RETRIES_EXHAUSTED, RetryFailure, is_success
+from ._client import (
+    ROUTE_ACTION_LOGS,
+    ROUTE_ATTACHMENTS,
+    ROUTE_BUTTONS,
+    ROUTE_CONVERSATIONS,
+    ROUTE_TRACK,
+    response_pk,
+)
+from ._http import HttpExporter
+from ._multipart import LINKED_SUFFIX, b64_attachments, encode_multipart, raw_files
+from ._retry import REJECTED, RETRIES_EXHAUSTED
 
-#: Conversation keys sent on the conversation routes, in the legacy client's order.
-CONVERSATION_KEYS: Final = (
-    "customer_id",
-    "customer_ip_address",
-    "device",
-    "source",
-    "language",
-    "name",
+#: Conversation keys sent on the conversation routes, in the legacy client's order
+#: (``environment`` and ``metadata`` are handled apart).
+CONVERSATION_KEYS: Final = tuple(
+    k for k in CONVERSATION_FIELDS if k not in ("environment", "metadata")
 )
 #: Optional action fields, sent only when given (§2.3 ``/api/action_logs/``).
 ACTION_OPTIONAL: Final = (
@@ -57,7 +70,6 @@ ACTION_OPTIONAL: Final = (
     "response",
     "error_msg",
 )
-LINKED_SUFFIX: Final = ":attachments"
 
 _STOPPED: Final = Outcome(
     False,
@@ -172,23 +184,12 @@ def attachment_mode(data: dict[str, Any]) -> str:
     return "base64"
 
 
-def raw_files(attachments: list[dict[str, Any]]) -> list[tuple[str, str, str, bytes]]:
-    out = []
-    for i, att in enumerate(attachments):
-        data = att.get("data")
-        raw = base64.b64decode(data) if isinstance(data, str) else bytes(data or b"")
-        filename = att.get("filename") or f"attachment_{i}"
-        mime = att.get("mime_type") or "application/octet-stream"
-        out.append((f"attachment_{i}", str(filename), str(mime), raw))
-    return out
-
-
 def standalone_attachments_json(ev: Event, pk: int | None) -> dict[str, Any]:
     """Variant A: base64 JSON, not linked to a message."""
     data = ev.data
     return {
         "timestamp": ev.timestamp,
-        "attachments": _http.b64_attachments(list(data.get("attachments") or [])),
+        "attachments": b64_attachments(list(data.get("attachments") or [])),
         "metadata": data.get("metadata") or {},
         "mode": "base64",
         "sender": data.get("sender") or "end_user",
@@ -202,7 +203,7 @@ def linked_attachments_json(ev: Event, pk: int | None, message_pk: int) -> dict[
     data = ev.data
     body: dict[str, Any] = {
         "timestamp": ev.timestamp,
-        "attachments": _http.b64_attachments(list(data.get("attachments") or [])),
+        "attachments": b64_attachments(list(data.get("attachments") or [])),
         "message": message_pk,
     }
     if pk is not None:
@@ -235,11 +236,11 @@ def attachments_multipart(
         ("conversation_id", ev.conversation_id),
         ("sender", str(sender)),
         ("mode", "form_data"),
-        ("metadata", _http.dumps_attr(data.get("metadata") or {})),
+        ("metadata", json.dumps(data.get("metadata") or {}, ensure_ascii=False, allow_nan=False)),
     ]
     trailing = [("message", str(message_pk))] if message_pk is not None else []
     boundary = event_uuid(ev).replace("-", "") + ("1" if message_pk is not None else "0")
-    return _http.encode_multipart(
+    return encode_multipart(
         fields, raw_files(list(data.get("attachments") or [])), trailing, boundary
     )
 
@@ -247,7 +248,7 @@ def attachments_multipart(
 # --- the exporter ----------------------------------------------------------------------
 
 
-class RestExporter(_http.HttpExporter):
+class RestExporter(HttpExporter):
     """Delivers each event to its legacy REST route, conversation by conversation."""
 
     name = "rest"
@@ -287,7 +288,7 @@ class RestExporter(_http.HttpExporter):
                 raise
             except Exception as exc:  # a bug or odd data: reject this item, keep going
                 text = f"{ev.kind} could not be sent: {exc!r}"
-                self._report(exc, text, conversation_id=conv.conversation_id, reason=REJECTED)
+                self.report(exc, text, conversation_id=conv.conversation_id, reason=REJECTED)
                 outcome, stop = Outcome(False, error=text, drop_reason=REJECTED), False
             outcomes.append(outcome)
             stopped = stop or outcome.drop_reason == RETRIES_EXHAUSTED
@@ -301,12 +302,12 @@ class RestExporter(_http.HttpExporter):
         kind = ev.kind
         if kind in (ev_mod.CONVERSATION, ev_mod.CONVERSATION_OPENED):
             body = conversation_body(ev, is_used=kind == ev_mod.CONVERSATION, fields=conv.fields)
-            outcome = await self._post(_http.ROUTE_CONVERSATIONS, ev, deadline, key, json=body)
+            outcome = await self._post(ROUTE_CONVERSATIONS, ev, deadline, key, json=body)
             if outcome.ok:
-                pk = _http.response_pk(outcome.response)
+                pk = response_pk(outcome.response)
                 if pk is None:  # the legacy contract: a conversation answer must carry its id
                     text = "POST /api/conversations/ answered without an id"
-                    self._report(
+                    self.report(
                         ConversationApiException(text), text, conversation_id=ev.conversation_id
                     )
                     return Outcome(
@@ -321,32 +322,30 @@ class RestExporter(_http.HttpExporter):
         pk = pk_or_failure
 
         if kind in (ev_mod.QUESTION, ev_mod.ANSWER):
-            outcome = await self._post(
-                _http.ROUTE_TRACK, ev, deadline, key, json=message_body(ev, pk)
-            )
+            outcome = await self._post(ROUTE_TRACK, ev, deadline, key, json=message_body(ev, pk))
             if not outcome.ok or not ev.data.get("attachments"):
                 return outcome, False
             return outcome, await self._linked_attachments(ev, pk, outcome.response, deadline)
         if kind == ev_mod.ACTION:
             return await self._post(
-                _http.ROUTE_ACTION_LOGS, ev, deadline, key, json=action_body(ev, pk)
+                ROUTE_ACTION_LOGS, ev, deadline, key, json=action_body(ev, pk)
             ), False
         if kind == ev_mod.BUTTON:
             return await self._post(
-                _http.ROUTE_BUTTONS, ev, deadline, key, json=button_body(ev, pk)
+                ROUTE_BUTTONS, ev, deadline, key, json=button_body(ev, pk)
             ), False
         if kind == ev_mod.TOKEN_USAGE:
             body = token_usage_body(ev, pk)
-            return await self._post(_http.ROUTE_ACTION_LOGS, ev, deadline, key, json=body), False
+            return await self._post(ROUTE_ACTION_LOGS, ev, deadline, key, json=body), False
         if kind == ev_mod.ATTACHMENTS:
             if attachment_mode(ev.data) == "form_data":
                 content, ctype = attachments_multipart(ev, pk)
                 outcome = await self._post(
-                    _http.ROUTE_ATTACHMENTS, ev, deadline, key, raw=(content, ctype)
+                    ROUTE_ATTACHMENTS, ev, deadline, key, raw=(content, ctype)
                 )
             else:
                 body = standalone_attachments_json(ev, pk)
-                outcome = await self._post(_http.ROUTE_ATTACHMENTS, ev, deadline, key, json=body)
+                outcome = await self._post(ROUTE_ATTACHMENTS, ev, deadline, key, json=body)
             return outcome, False
         raise ValueError(f"unknown event kind {kind!r}")
 
@@ -358,22 +357,20 @@ class RestExporter(_http.HttpExporter):
         A failure is reported but does not fail the message (it was delivered),
         as in the legacy client.  Exhausted retries still stop the chain.
         """
-        message_pk = _http.response_pk(message_answer)
+        message_pk = response_pk(message_answer)
         if message_pk is None:
             text = (
                 "POST /api/track/ answered without an id; the message's attachments were not sent"
             )
-            self._report(ConversationApiException(text), text, conversation_id=ev.conversation_id)
+            self.report(ConversationApiException(text), text, conversation_id=ev.conversation_id)
             return False
         key = event_uuid(ev) + LINKED_SUFFIX
         if attachment_mode(ev.data) == "form_data":
             content, ctype = attachments_multipart(ev, pk, message_pk=message_pk)
-            outcome = await self._post(
-                _http.ROUTE_ATTACHMENTS, ev, deadline, key, raw=(content, ctype)
-            )
+            outcome = await self._post(ROUTE_ATTACHMENTS, ev, deadline, key, raw=(content, ctype))
         else:
             body = linked_attachments_json(ev, pk, message_pk)
-            outcome = await self._post(_http.ROUTE_ATTACHMENTS, ev, deadline, key, json=body)
+            outcome = await self._post(ROUTE_ATTACHMENTS, ev, deadline, key, json=body)
         return outcome.drop_reason == RETRIES_EXHAUSTED
 
     async def _pk(self, conv: ConversationBatch, deadline: float) -> int | Outcome | None:
@@ -387,10 +384,10 @@ class RestExporter(_http.HttpExporter):
         if pk is not None:
             return pk
         body = upsert_body(conv)
-        outcome = await self._post(_http.ROUTE_CONVERSATIONS, None, deadline, None, json=body)
+        outcome = await self._post(ROUTE_CONVERSATIONS, None, deadline, None, json=body)
         if outcome.drop_reason == RETRIES_EXHAUSTED:
             return outcome
-        pk = _http.response_pk(outcome.response) if outcome.ok else None
+        pk = response_pk(outcome.response) if outcome.ok else None
         if pk is not None:
             self.pks.put(conv.conversation_id, pk)
         return pk
@@ -405,36 +402,11 @@ class RestExporter(_http.HttpExporter):
         json: dict[str, Any] | None = None,
         raw: tuple[bytes, str] | None = None,
     ) -> Outcome:
-        """POST one body (serialised once) with retries; the item's outcome."""
-        if raw is not None:
-            content, ctype = raw
-        else:
-            content, ctype = _http.dumps(json), _http.JSON_CONTENT_TYPE
-        headers = {"Content-Type": ctype}
-        result = await self._post_bytes(route, content, headers, deadline, idempotency_key)
+        """POST one item's body with retries; the item's outcome."""
         cid = ev.conversation_id if ev is not None else (json or {}).get("conversation_id")
-        if isinstance(result, RetryFailure):
-            text = f"POST /{route} {result.describe()}"
-            exc = result.exception or ConversationApiException(
-                text, result.response.status_code if result.response is not None else None
-            )
-            self._report(exc, text, conversation_id=cid, route=route, reason=result.reason)
-            return Outcome(False, error=text, drop_reason=result.reason)
-        body = _http.parse_body(result)
-        if is_success(result.status_code):
-            return Outcome(True, response=body)
-        detail = _http.error_detail(result)
-        if result.status_code in (401, 403):
-            self._report.auth_refused(result.status_code, detail)
-        text = f"POST /{route} rejected: {detail}"
-        self._report(
-            ConversationApiException(text, result.status_code, body),
-            text,
-            conversation_id=cid,
-            route=route,
-            reason=REJECTED,
+        return await self.post(
+            route, deadline, idempotency_key, json=json, raw=raw, conversation_id=cid
         )
-        return Outcome(False, response=body, error=detail, drop_reason=REJECTED)
 
 
 __all__ = ["RestExporter"]

@@ -86,10 +86,14 @@ class EventFactory:
         return self(kind, cid, **data)
 
     def question(self, content: str = "hi", cid: str = "chat-1", **extra: Any) -> Event:
-        return self(ev_mod.QUESTION, cid, content=content, sender="end_user", metadata={}, **extra)
+        return self(
+            ev_mod.QUESTION, cid, **{"sender": "end_user", "metadata": {}, **extra}, content=content
+        )
 
     def answer(self, content: str = "hello", cid: str = "chat-1", **extra: Any) -> Event:
-        return self(ev_mod.ANSWER, cid, content=content, sender="agent", metadata={}, **extra)
+        return self(
+            ev_mod.ANSWER, cid, **{"sender": "agent", "metadata": {}, **extra}, content=content
+        )
 
 
 @pytest.fixture

@@ -6,27 +6,16 @@ import base64
 import gzip
 import json
 import logging
-import random
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pydantic_core
 import pytest
 
 from agentsight_async import _events as ev_mod
-from agentsight_async._events import Batch, ConversationBatch, event_uuid, iso_utc, span_id
-from agentsight_async._exporters._ingest import (
-    BlockEncoder,
-    IngestExporter,
-    action_window,
-    build_block,
-    build_payload,
-    encode_body,
-    otel_template,
-    payload_json,
-    rejected_blocks,
-)
+from agentsight_async._events import Batch, ConversationBatch, Event, event_uuid, span_id
+from agentsight_async._exporters._ingest import IngestExporter, rejected_blocks
+from agentsight_async._exporters._spans import build_block, encode_payload
 
 CAPTURES = Path("/work/shared/reference/captures")
 
@@ -222,138 +211,6 @@ async def test_block_fields_non_null_and_ip_naming(exporter, server, make_event,
     assert kinds == [("conversation", "conversation"), ("turn", "message")]
 
 
-def test_conversation_opened_span(make_event) -> None:
-    ev = make_event.conversation(opened=True, name="Widget")
-    block = build_block(ConversationBatch("chat-1", [ev], {}), otel_template("i"))
-    span = block["spans"][0]
-    assert (span["kind"], span["name"], span["status"]) == (
-        "conversation",
-        "conversation_opened",
-        "unset",
-    )
-    assert span["attributes"]["agentsight.entity.name"] == "conversation_opened"
-    assert block["name"] == "Widget"
-
-
-def test_tool_span_fields_and_parenting(make_event) -> None:
-    q = make_event.question()
-    act = make_event(
-        ev_mod.ACTION,
-        action_name="refund",
-        started_at="2025-06-01T10:00:00+00:00",
-        ended_at="2025-06-01T10:00:01.250000+00:00",
-        duration_ms=1250,
-        tools_used={"api": {"id": 1}},
-        error_msg="refund service down",
-        metadata={"m": 1},
-    )
-    block = build_block(ConversationBatch("c", [q, act], {}), otel_template("i"))
-    tool = next(s for s in block["spans"] if s["kind"] == "tool")
-    turn = next(s for s in block["spans"] if s["kind"] == "turn")
-    assert tool["started_at"] == "2025-06-01T10:00:00+00:00"
-    assert tool["ended_at"] == "2025-06-01T10:00:01.250000+00:00"
-    assert tool["duration_ms"] == 1250.0
-    assert tool["status"] == "error"
-    assert tool["otel"]["status_description"] == "refund service down"
-    assert tool["parent_span_id"] == turn["span_id"]
-    assert tool["trace_id"] == turn["trace_id"]
-    a = tool["attributes"]
-    assert a["agentsight.turn.id"] == turn["span_id"]
-    assert a["agentsight.tool.name"] == a["agentsight.entity.name"] == "refund"
-    assert json.loads(a["agentsight.tool.arguments"]) == {"api": {"id": 1}}
-    assert a["agentsight.tool.error"] == "refund service down"
-    assert json.loads(a["agentsight.metadata"]) == {"m": 1}
-    # sorted by start: the action started long before the message
-    assert block["spans"][0]["kind"] == "tool"
-
-
-def test_tool_without_turn_is_top_level(make_event) -> None:
-    act = make_event(ev_mod.ACTION, action_name="x", metadata={})
-    span = build_block(ConversationBatch("c", [act], {}), otel_template("i"))["spans"][0]
-    assert span["parent_span_id"] is None
-    assert span["status"] == "ok"
-    assert span["started_at"] == span["ended_at"] == iso_utc(act.ts_ns)
-    assert "agentsight.turn.id" not in span["attributes"]
-
-
-TS = 1_700_000_010_000_000_000  # 10 s after 1_700_000_000
-
-
-@pytest.mark.parametrize(
-    ("data", "expected"),
-    [
-        ({}, (TS, TS)),
-        ({"duration_ms": 1500}, (TS, TS + 1_500_000_000)),
-        ({"started_at": "2023-11-14T22:13:20+00:00"}, (1_700_000_000 * 10**9, TS)),
-        (
-            {"started_at": "2023-11-14T22:13:20Z", "duration_ms": 250},
-            (1_700_000_000 * 10**9, 1_700_000_000 * 10**9 + 250_000_000),
-        ),
-        (
-            {"ended_at": "2023-11-14T22:13:21+00:00", "duration_ms": 1000},
-            (1_700_000_000 * 10**9, 1_700_000_001 * 10**9),
-        ),
-        (
-            {"started_at": "2023-11-14T22:13:25+00:00", "ended_at": "2023-11-14T22:13:21+00:00"},
-            (1_700_000_005 * 10**9, 1_700_000_005 * 10**9),
-        ),
-    ],
-)
-def test_action_window(data: dict[str, Any], expected: tuple[int, int]) -> None:
-    assert action_window(data, TS) == expected
-
-
-def test_llm_span(make_event) -> None:
-    ev = make_event(
-        ev_mod.TOKEN_USAGE,
-        prompt_tokens=130,
-        completion_tokens=35,
-        total_tokens=165,
-        embedding_tokens=8,
-    )
-    span = build_block(ConversationBatch("c", [ev], {}), otel_template("i"))["spans"][0]
-    a = span["attributes"]
-    assert span["kind"] == "llm"
-    assert a["gen_ai.system"] == "unknown"
-    assert a["gen_ai.usage.input_tokens"] == 130
-    assert a["gen_ai.usage.output_tokens"] == 35
-    assert a["agentsight.llm.embedding_tokens"] == 8
-    assert "gen_ai.request.model" not in a
-
-
-def test_button_span(make_event) -> None:
-    ev = make_event(
-        ev_mod.BUTTON,
-        button_event="satisfaction",
-        label="Yes",
-        value="yes",
-        metadata={"position": 1},
-    )
-    span = build_block(ConversationBatch("c", [ev], {}), otel_template("i"))["spans"][0]
-    assert span["name"] == "Yes"
-    assert span["attributes"]["agentsight.button.event"] == "satisfaction"
-    assert span["attributes"]["agentsight.button.value"] == "yes"
-    assert json.loads(span["attributes"]["agentsight.metadata"]) == {"position": 1}
-
-
-def test_ids_deterministic(make_event) -> None:
-    events = [make_event.question(), make_event.answer()]
-    one = build_block(ConversationBatch("c", events, {}), otel_template("i"))
-    two = build_block(ConversationBatch("c", events, {}), otel_template("i"))
-    assert one == two
-    assert one["spans"][0]["trace_id"] != one["spans"][1]["trace_id"]  # one turn per message
-
-
-def test_unknown_environment_dropped(make_event) -> None:
-    conv = ConversationBatch("c", [make_event.question()], {"environment": "staging"})
-    allowed = frozenset({"production"})
-    block = build_block(conv, otel_template("i"), allowed_environments=allowed)
-    assert "environment" not in block
-    assert "agentsight.conversation.environment" not in block["spans"][0]["attributes"]
-    kept = build_block(conv, otel_template("i"))  # nothing learned: leave it alone
-    assert kept["environment"] == "staging"
-
-
 # --- attachments ---------------------------------------------------------------------
 
 
@@ -474,18 +331,6 @@ async def test_gzip_negotiation(make_settings, stats, make_event, clock, capable
         ]
         == content
     )
-
-
-def test_gzip_threshold_is_strict() -> None:
-    payload: dict[str, Any] = {"a": ""}
-    overhead = len(json.dumps(payload, separators=(",", ":")))
-    payload["a"] = "x" * (8192 - overhead)
-    body, headers = encode_body(payload, gzip_ok=True)
-    assert len(body) == 8192
-    assert "Content-Encoding" not in headers
-    payload["a"] += "x"
-    body, headers = encode_body(payload, gzip_ok=True)
-    assert headers["Content-Encoding"] == "gzip"
 
 
 async def test_bytes_identical_across_retries(exporter, server, make_event, clock) -> None:
@@ -633,11 +478,17 @@ async def test_auth_failure_logged_once_without_key(
     assert all(api_key not in str(e) for e, _ in errors)
 
 
-async def test_retries_exhausted(exporter, server, make_event, clock) -> None:
+async def test_retries_exhausted(make_settings, stats, server, make_event, clock) -> None:
     server.script = [httpx.Response(503)] * 100
     errors: list[Any] = []
-    exporter.on_error = lambda e, c: errors.append(c)
-    exporter._report._on_error = exporter.on_error
+    exporter = IngestExporter(
+        make_settings(),
+        stats,
+        lambda e, c: errors.append(c),
+        transport=httpx.MockTransport(server.handler),
+        sleep=clock.sleep,
+        clock=clock,
+    )
     out = await exporter.export(
         batch_of(ConversationBatch("c", [make_event.question()], {})), clock.now + 10
     )
@@ -647,114 +498,56 @@ async def test_retries_exhausted(exporter, server, make_event, clock) -> None:
     assert clock.now < 1000 + 10 + 1
 
 
-# --- the direct JSON writer -------------------------------------------------------------
-
-
-def _encode_blocks(convs, otel, **kw) -> bytes:
-    blocks = []
-    for conv, skip, uploaded in convs:
-        enc = BlockEncoder(
-            conv, otel, pydantic_core.to_json(otel).decode(), uploaded=uploaded, **kw
-        )
-        for i, ev in enumerate(conv.events):
-            if i not in skip:
-                enc.add(i, ev)
-        blocks.append(enc.finish())
-    return payload_json(blocks)
-
-
-_TRICKY = [
-    "",
-    "plain",
-    "é ü 日本 🎉",
-    'q"uo\\te',
-    "ctl\x00\x01\x1f\x7f\n\t\r",
-    "\u2028",
-    "x" * 17_000,
-]
-
-
-def test_block_encoder_bytes_equal_dict_path(make_event) -> None:
-    """BlockEncoder + payload_json == to_json(build_payload(build_block(...))), byte for byte,
-    for every kind, odd strings, same-microsecond events, skips and uploads."""
-    rng = random.Random(3)
-    otel = otel_template("inst")
-    for _trial in range(300):
-        convs = []
-        dict_blocks = []
-        for c in range(rng.randrange(1, 4)):
-            cid = f"c{c}{rng.choice(_TRICKY)[:20]}"
-            events = [
-                make_event.conversation(cid, name=rng.choice([None, "n"]), environment="production")
-            ]
-            for _ in range(rng.randrange(1, 10)):
-                text = rng.choice(_TRICKY)
-                kind = rng.randrange(6)
-                if kind == 0:
-                    events.append(
-                        make_event(
-                            ev_mod.QUESTION,
-                            cid,
-                            content=text,
-                            metadata=rng.choice([{}, {"k": text}]),
-                        )
-                    )
-                elif kind == 1:
-                    atts = [{"filename": "a.txt", "mime_type": "text/plain", "data": b"abc"}]
-                    events.append(make_event.answer(text, cid, attachments=atts))
-                elif kind == 2:
-                    events.append(
-                        make_event(ev_mod.ACTION, cid, action_name=text, error_msg=text or None)
-                    )
-                elif kind == 3:
-                    events.append(
-                        make_event(ev_mod.BUTTON, cid, button_event="b", label=text, value="v")
-                    )
-                elif kind == 4:
-                    events.append(make_event(ev_mod.TOKEN_USAGE, cid, prompt_tokens=3, model="m"))
-                else:
-                    events.append(make_event(ev_mod.QUESTION, cid, content=text, sender=text))
-                if rng.random() < 0.3:  # same microsecond as the previous event
-                    last = events[-1]
-                    events.append(
-                        ev_mod.Event(
-                            ev_mod.ANSWER,
-                            cid,
-                            last.ts_ns + rng.randrange(1000),
-                            ev_mod.next_seq(),
-                            {"content": text},
-                            10,
-                        )
-                    )
-            conv = ConversationBatch(cid, events, {"environment": "staging"})
-            skip = frozenset(i for i in range(len(events)) if rng.random() < 0.1)
-            uploaded = frozenset(i for i in range(len(events)) if rng.random() < 0.5)
-            convs.append((conv, skip, uploaded))
-            dict_blocks.append(
-                build_block(
-                    conv,
-                    otel,
-                    skip=skip,
-                    uploaded=uploaded,
-                    allowed_environments=frozenset({"production"}),
-                )
-            )
-        expected = pydantic_core.to_json(build_payload(dict_blocks))
-        got = _encode_blocks(convs, otel, allowed_environments=frozenset({"production"}))
-        assert got == expected
-        assert json.loads(got) == build_payload(dict_blocks)
-
-
-def test_block_encoder_surrogate_fails_like_the_serialiser(make_event) -> None:
-    conv = ConversationBatch("c", [make_event.question("\ud800")], {})
-    enc = BlockEncoder(conv, otel_template("i"), "{}")
-    with pytest.raises(pydantic_core.PydanticSerializationError):
-        enc.add(0, conv.events[0])
+# --- the body -----------------------------------------------------------------------
 
 
 async def test_export_body_is_the_encoded_payload(exporter, server, make_event, clock) -> None:
-    events = [make_event.question(f"q{i}") for i in range(300)]
+    events = [make_event.question(f"q{i} é") for i in range(300)]
     conv = ConversationBatch("c", events, {})
     await exporter.export(batch_of(conv), clock.now + 60)
-    sent = body_of(server.posts()[0])
-    assert sent == build_payload([build_block(conv, exporter._otel)])
+    [post] = server.posts()
+    sent = gzip.decompress(post.content)
+    assert sent == encode_payload([build_block(conv, exporter.otel)])  # byte for byte
+    assert len(json.loads(sent)["conversations"][0]["spans"]) == 300
+
+
+async def test_environment_filtered_by_preflight(exporter, server, make_event, clock) -> None:
+    convs = [
+        ConversationBatch(cid, [make_event.question(cid=cid)], {"environment": env})
+        for cid, env in (("known", "production"), ("unknown", "staging"))
+    ]
+    out = await exporter.export(Batch(convs), clock.now + 60)
+    assert all(o.ok for row in out for o in row)
+    known, unknown = body_of(server.posts()[0])["conversations"]
+    assert known["environment"] == "production"
+    assert "environment" not in unknown
+    assert "agentsight.conversation.environment" not in unknown["spans"][0]["attributes"]
+
+
+async def test_an_unencodable_block_is_dropped_alone(make_settings, stats, server, clock) -> None:
+    errors: list[tuple[BaseException, dict[str, Any]]] = []
+    exporter = IngestExporter(
+        make_settings(),
+        stats,
+        lambda e, c: errors.append((e, c)),
+        transport=httpx.MockTransport(server.handler),
+        sleep=clock.sleep,
+        clock=clock,
+    )
+    # validation refuses lone surrogates when tracked; a bug must not sink the batch
+    bad = Event(
+        ev_mod.QUESTION, "bad", 1_795_000_000 * 10**9, ev_mod.next_seq(), {"content": "\ud800"}, 1
+    )
+    good = Event(
+        ev_mod.QUESTION, "good", 1_795_000_000 * 10**9, ev_mod.next_seq(), {"content": "ok"}, 1
+    )
+    out = await exporter.export(
+        Batch([ConversationBatch("bad", [bad], {}), ConversationBatch("good", [good], {})]),
+        clock.now + 60,
+    )
+    assert out[0][0].ok is False
+    assert out[0][0].drop_reason == "rejected"
+    assert out[1][0].ok is True
+    [post] = server.posts()
+    assert [b["conversation_id"] for b in body_of(post)["conversations"]] == ["good"]
+    assert [c["conversation_id"] for _, c in errors] == ["bad"]

@@ -31,7 +31,7 @@ from agentsight_async import (
     ConfigurationError,
     Settings,
 )
-from agentsight_async._exporters._http import build_client
+from agentsight_async._exporters._client import build_client
 
 
 class BadServer:
