@@ -1,6 +1,6 @@
 """Encoding cost of an ingest batch per event (not a test: run it by hand).
 
-    .venv/bin/python tests/exporters/time_encoder.py
+    .venv/bin/python -m benchmarks.time_encoder
 
 Times mapping + encoding one 500-event conversation into the ``POST /api/ingest/``
 body (before gzip): short messages only, and a mix of every kind.  Best of 15
@@ -11,8 +11,8 @@ To time the encoder before the split (``BlockEncoder`` writing JSON through a
 hand-written template), extract that tree and run this file against it::
 
     git archive 569ba6c agentsight_async | tar -x -C /tmp/before
-    cd /tmp && PYTHONPATH=/tmp/before /work/wt-exporters/.venv/bin/python \\
-        /work/wt-exporters/tests/exporters/time_encoder.py
+    cp benchmarks/time_encoder.py /tmp/time_encoder.py
+    cd /tmp && PYTHONPATH=/tmp/before python /tmp/time_encoder.py
 
 (run it from a directory without an ``agentsight_async`` folder: the script's own
 folder comes first on ``sys.path``).
