@@ -185,6 +185,10 @@ class ConversationTracker(BaseTracker):
         """Track a message from the agent; returns at once."""
         self._message("answer", message, attachments, attachment_mode, metadata, conversation_id)
 
+    #: The older names of the two message calls, used by the published docs' examples.
+    track_question = track_human_message
+    track_answer = track_agent_message
+
     def track_action(
         self,
         action_name: str,

@@ -487,6 +487,10 @@ class AsyncConversationTracker(BaseTracker):
             await self._pipeline.wait_for_room()
         self._message(ANSWER, message, attachments, attachment_mode, metadata, conversation_id)
 
+    #: The older names of the two message calls, used by the published docs' examples.
+    track_question = track_human_message
+    track_answer = track_agent_message
+
     async def track_action(
         self,
         action_name: str,

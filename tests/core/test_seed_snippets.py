@@ -6,6 +6,7 @@ recorded for delivery, not merely that nothing raised.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import textwrap
 from pathlib import Path
@@ -76,6 +77,7 @@ value="order_123"
 """
 
 BASE64_MODE = """
+import asyncio
 import base64
 with open('report.pdf', 'rb') as f:
     file_data = base64.b64encode(f.read()).decode('utf-8')
@@ -302,3 +304,30 @@ def test_best_practice_send_times(memory_singleton: str) -> None:
     ]
     with pytest.raises(NoDataToSendException):
         conversation_tracker.send_tracked_data()
+
+
+def test_track_question_and_track_answer_are_the_message_calls(memory_singleton: str) -> None:
+    """The published docs' examples call the older names; both trackers have them."""
+    conversation_tracker.get_or_create_conversation("aliases")
+    conversation_tracker.track_question("how?")
+    conversation_tracker.track_answer("like this")
+    assert conversation_tracker.flush(timeout=10)
+
+    async def main() -> None:
+        aio = conversation_tracker.aio
+        await aio.track_question("and async?", conversation_id="aliases")
+        await aio.track_answer("the same", conversation_id="aliases")
+        assert await aio.flush(timeout=10)
+
+    asyncio.run(main())
+    got = [
+        (r["type"], r["data"]["content"])
+        for r in recorded(memory_singleton, "aliases")
+        if r["type"] in ("question", "answer")
+    ]
+    assert got == [
+        ("question", "how?"),
+        ("answer", "like this"),
+        ("question", "and async?"),
+        ("answer", "the same"),
+    ]
