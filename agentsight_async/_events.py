@@ -203,6 +203,9 @@ class Outcome:
     response: Any = None
     error: str | None = None
     drop_reason: str | None = None  # "rejected" | "retries_exhausted" | "shutdown"
+    #: What failed, for ``on_error`` (the transport error, or the API error built from
+    #: the answer); None for a success.
+    exception: BaseException | None = field(default=None, compare=False)
 
 
 DELIVERED: Final = Outcome(ok=True, response={})

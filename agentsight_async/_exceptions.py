@@ -25,6 +25,7 @@ complete, raises - one of these::
      ├── ApiServerException                  the backend failed (5xx) a reading call
      ├── AgentSightApiJwtExpiredException    kept for the original's name
      ├── AgentSightClientNotInitializedException (RuntimeError)
+     ├── DeliveryError                       given to on_error for lost events, never raised
      └── FlushTimeoutError (TimeoutError)    a blocking flush/close ran past its deadline
 
 The original names are kept, with the original's subclass relations, so that
@@ -181,6 +182,14 @@ class AgentSightClientNotInitializedException(AgentSightError, RuntimeError):
         super().__init__(message)
 
 
+class DeliveryError(AgentSightError):
+    """Events could not be delivered (given to ``on_error``, never raised into your code).
+
+    Passed to ``on_error`` when no more specific exception describes the loss
+    (the shutdown deadline passed, an answer without the expected id ...).
+    """
+
+
 class FlushTimeoutError(AgentSightError, TimeoutError):
     """A blocking ``flush``/``close`` did not finish within its deadline.
 
@@ -198,6 +207,7 @@ __all__ = [
     "ConversationApiException",
     "ConversationNetworkException",
     "ConversationTrackingException",
+    "DeliveryError",
     "FlushTimeoutError",
     "ForbiddenException",
     "InvalidAnswerDataException",

@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 from ._config import Settings
 from ._events import Batch, ConversationBatch, Outcome
+from ._exceptions import DeliveryError
 from ._exporters._base import Exporter
 from ._queues import Queues
 from ._spool import Spool
@@ -115,18 +116,24 @@ class Flusher:
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(self._wake.set)
 
+    @property
+    def interval(self) -> float:
+        """Seconds between two flushes: ``flush_interval``, widened while throttled."""
+        return self.settings.flush_interval * (1 << self.stats.throttle.level)
+
     async def run(self) -> None:
         """Replay the spool, then step on every wake and every interval until cancelled."""
-        interval = self.settings.flush_interval
         try:
             if self.spool is not None:
                 try:
                     await self._open_spool()
                 except Exception:  # the spool reports its own failures; keep delivering
                     logger.exception("agentsight_async: opening the spool failed")
-                interval = min(interval, SPOOL_INTERVAL)
             self.started.set()
             while True:
+                interval = self.interval
+                if self.spool is not None:
+                    interval = min(interval, SPOOL_INTERVAL)
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=interval)
                 self._wake.clear()
@@ -167,17 +174,22 @@ class Flusher:
             await self.spool.write(self.queues.take_unspooled())
 
     def _dispatch(self) -> None:
-        """Start as many batches as the concurrency budget and the queues allow."""
+        """Start as many batches as the concurrency budget and the queues allow.
+
+        While the backend throttles (see :class:`Throttle`), one batch at a
+        time, and partial batches only once the widened interval has passed.
+        """
         now = self._clock()
         force = (
             self._flush_requests > 0
             or self._closing
-            or now - self._last_full_dispatch >= self.settings.flush_interval
+            or now - self._last_full_dispatch >= self.interval
         )
         if force:
             self._last_full_dispatch = now
+        limit = 1 if self.stats.throttle.level else self.settings.max_concurrency
         loop = asyncio.get_running_loop()
-        while len(self._exports) < self.settings.max_concurrency:
+        while len(self._exports) < limit:
             batch = self.queues.cut_batch(force=force)
             if batch is None:
                 break
@@ -199,16 +211,14 @@ class Flusher:
                 raise RuntimeError(f"{self.exporter.name} exporter returned mismatched outcomes")
         except asyncio.CancelledError:
             if self._hard_stop and self.spool is None:
-                gone = Outcome(False, None, "shut down before delivery", "shutdown")
-                outcomes = _all(batch, gone)
+                outcomes = _all(batch, _shut_down())
             else:
                 self.queues.requeue(batch)
                 raise
         except Exception as exc:  # an exporter bug must never kill the pipeline
             logger.exception("agentsight_async %s exporter failed", self.exporter.name)
             stats.record_error(f"{type(exc).__name__}: {exc}")
-            call_on_error(self._on_error, exc, {"exporter": self.exporter.name})
-            outcomes = _all(batch, Outcome(False, None, f"exporter error: {exc}", "rejected"))
+            outcomes = _all(batch, Outcome(False, None, f"exporter error: {exc}", "rejected", exc))
         finally:
             stats.in_flight -= batch.event_count
             if outcomes is not None:
@@ -217,6 +227,7 @@ class Flusher:
                     # was not delivered waits on disk for the next start.
                     batch, outcomes = self._keep_cut_short(batch, outcomes)
                 self.queues.complete(batch, outcomes)
+                self._report_losses(batch, outcomes)
                 if self.spool is not None:
                     seqs = [ev.seq for c in batch.conversations for ev in c.events]
                     await asyncio.shield(self.spool.delete(seqs))
@@ -228,6 +239,41 @@ class Flusher:
         if task is not None:
             self._exports.discard(task)
         self._dispatch()
+
+    def _report_losses(self, batch: Batch, outcomes: list[list[Outcome]]) -> None:
+        """Call ``on_error`` once per reason for the events of *batch* that were lost.
+
+        Once per batch and reason, whatever the protocol (a REST batch fails
+        item by item, an ingest batch as a whole): the first failure's
+        exception, and a context saying how many events of which conversations.
+        """
+        if self._on_error is None:
+            return
+        lost: dict[str, tuple[Outcome, list[str], int]] = {}
+        for part, results in zip(batch.conversations, outcomes, strict=True):
+            for outcome in results:
+                if outcome.ok:
+                    continue
+                reason = outcome.drop_reason or "rejected"
+                first, cids, count = lost.get(reason, (outcome, [], 0))
+                if not cids or cids[-1] != part.conversation_id:
+                    cids.append(part.conversation_id)
+                lost[reason] = (first, cids, count + 1)
+        for reason, (first, cids, count) in lost.items():
+            self._call_on_error(first, reason, count, cids)
+
+    def _call_on_error(
+        self, first: Outcome, reason: str, count: int, conversation_ids: list[str]
+    ) -> None:
+        exc = first.exception or DeliveryError(first.error or f"{count} event(s) {reason}")
+        context = {
+            "exporter": self.exporter.name,
+            "reason": reason,
+            "events": count,
+            "conversation_ids": conversation_ids,
+            "error": first.error,
+        }
+        call_on_error(self._on_error, exc, context)
 
     def _keep_cut_short(
         self, batch: Batch, outcomes: list[list[Outcome]]
@@ -303,7 +349,9 @@ class Flusher:
                     self.spool.directory,
                 )
         else:
-            self.queues.drop_pending("shutdown")
+            dropped = self.queues.drop_pending("shutdown")
+            if dropped and self._on_error is not None:
+                self._call_on_error(_shut_down(), "shutdown", dropped, [])
         await self._close_exporter()
 
     async def detach(self) -> None:
@@ -322,6 +370,11 @@ class Flusher:
             await self.exporter.aclose()
         except Exception:
             logger.exception("agentsight_async exporter close failed")
+
+
+def _shut_down() -> Outcome:
+    text = "not delivered before the shutdown deadline"
+    return Outcome(False, None, text, "shutdown", DeliveryError(text))
 
 
 def _all(batch: Batch, outcome: Outcome) -> list[list[Outcome]]:

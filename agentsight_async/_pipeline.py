@@ -46,7 +46,8 @@ from ._stats import ErrorCallback, Stats
 logger = logging.getLogger("agentsight_async")
 T = TypeVar("T")
 
-ExporterFactory = Callable[[Settings, Stats, "ErrorCallback | None"], Exporter]
+#: Builds the exporter a flusher drives: ``factory(settings, stats)``.
+ExporterFactory = Callable[[Settings, Stats], Exporter]
 
 
 class Pipeline:
@@ -227,7 +228,7 @@ class Pipeline:
     def _start_flusher(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._closed:
             return
-        exporter = self._exporter_factory(self.settings, self.stats, self.on_error)
+        exporter = self._exporter_factory(self.settings, self.stats)
         if self.settings.spool_dir and self._spool is None and not self.disabled:
             self._spool = Spool(self.settings.spool_dir, self.stats)
         flusher = Flusher(

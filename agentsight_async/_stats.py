@@ -15,6 +15,48 @@ DROP_REASONS = ("queue_full", "rejected", "retries_exhausted", "shutdown", "disa
 
 ErrorCallback = Callable[[BaseException, dict[str, Any]], None]
 
+#: Seconds between two reminders that delivery is still failing.
+HEALTH_LOG_INTERVAL = 60.0
+
+
+class Throttle:
+    """The backend's allowance, spent as a budget rather than fought as an error.
+
+    AgentSight throttles ingest per agent, and every worker process of a
+    deployment spends from the same allowance.  A ``429`` therefore pauses the
+    whole exporter - every batch waits, not only the one that was refused -
+    until ``Retry-After`` (plus up to half as much again at random, so a fleet
+    of processes does not come back at the same instant), and raises the
+    *level*: while it is above zero the flusher widens its interval
+    (``flush_interval * 2**level``, so batches fill up and fewer requests go
+    out) and keeps one batch in flight.  Each
+    success lowers the level again.  Time spent paused does not count against
+    a batch's retry budget: a throttled event waits, it is not dropped.
+    """
+
+    #: The widest interval is ``flush_interval * 2**MAX_LEVEL``.
+    MAX_LEVEL = 6
+
+    def __init__(self) -> None:
+        self.until = 0.0  # monotonic time before which no request may start
+        self.level = 0
+        self.hits = 0  # 429 answers received
+
+    def delay(self, now: float) -> float:
+        """Seconds to wait before the next request may start (0 when not paused)."""
+        return max(0.0, self.until - now)
+
+    def throttled(self, wait: float, now: float) -> None:
+        """A 429: no request of the exporter starts for *wait* seconds from *now*."""
+        self.hits += 1
+        self.level = min(self.level + 1, self.MAX_LEVEL)
+        self.until = max(self.until, now + wait)
+
+    def succeeded(self) -> None:
+        """A request got through: narrow the interval one step."""
+        if self.level:
+            self.level -= 1
+
 
 class Stats:
     """Mutable counters shared by the tracker, the flusher and the exporters.
@@ -35,6 +77,10 @@ class Stats:
         self.in_flight = 0
         self.last_error: str | None = None
         self.last_error_at: float | None = None
+        #: Wall time delivery started failing (transport errors, 5xx, 429), None when healthy.
+        self.failing_since: float | None = None
+        self._failing_logged = 0.0
+        self.throttle = Throttle()
         self._last_drop_log = 0.0
         self._unlogged_drops = dict.fromkeys(DROP_REASONS, 0)
         self._log_lock = threading.Lock()
@@ -53,11 +99,52 @@ class Stats:
             "in_flight": self.in_flight,
             "last_error": self.last_error,
             "last_error_at": self.last_error_at,
+            "failing_since": self.failing_since,
+            "throttled": self.throttle.hits,
         }
 
     def record_error(self, message: str) -> None:
         self.last_error = message
         self.last_error_at = time.time()
+
+    def attempt_failed(self, message: str) -> None:
+        """A delivery attempt failed in a way worth retrying: make the outage visible now.
+
+        ``last_error`` is set from the first failed attempt.  One WARNING when
+        delivery starts failing (the reason, how much is queued), a reminder at
+        most every :data:`HEALTH_LOG_INTERVAL` while it lasts.
+        """
+        self.record_error(message)
+        now = time.monotonic()
+        if self.failing_since is None:
+            self.failing_since = time.time()
+            self._failing_logged = now
+            logger.warning(
+                "agentsight_async: delivery is failing (%s); %d event(s) queued, retrying in "
+                "the background",
+                message,
+                self.queued_events,
+            )
+        elif now - self._failing_logged >= HEALTH_LOG_INTERVAL:
+            self._failing_logged = now
+            logger.warning(
+                "agentsight_async: delivery still failing after %.0f s (%s); %d event(s) "
+                "queued, %d dropped so far",
+                time.time() - self.failing_since,
+                message,
+                self.queued_events,
+                sum(self.dropped.values()),
+            )
+
+    def attempt_succeeded(self) -> None:
+        """A delivery attempt got through: one INFO if it ends an outage."""
+        self.throttle.succeeded()
+        if self.failing_since is not None:
+            logger.info(
+                "agentsight_async: delivery recovered after %.0f s of failures",
+                time.time() - self.failing_since,
+            )
+            self.failing_since = None
 
     def drop(self, reason: str, count: int = 1, interval: float = 10.0) -> None:
         """Count *count* dropped events and log them at most once per *interval*."""

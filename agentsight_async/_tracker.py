@@ -63,10 +63,10 @@ logger = logging.getLogger("agentsight_async")
 
 
 def _default_exporter_factory(transport: httpx.AsyncBaseTransport | None) -> ExporterFactory:
-    def factory(settings: Settings, stats: Stats, on_error: ErrorCallback | None) -> Exporter:
+    def factory(settings: Settings, stats: Stats) -> Exporter:
         from ._exporters import create_exporter
 
-        return create_exporter(settings, stats, on_error, transport=transport)
+        return create_exporter(settings, stats, transport=transport)
 
     return factory
 

@@ -17,7 +17,7 @@ import httpx
 from .._config import HTTP_PROTOCOLS, LOCAL_SCHEMES, Settings
 from .._events import DELIVERED, Batch, ConversationBatch, Outcome
 from .._exceptions import ConfigurationError
-from .._stats import ErrorCallback, Stats
+from .._stats import Stats
 from ._base import Exporter
 
 if TYPE_CHECKING:
@@ -46,7 +46,6 @@ def _load(target: str, variable: str) -> type[Exporter]:
 def create_exporter(
     settings: Settings,
     stats: Stats,
-    on_error: ErrorCallback | None = None,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> Exporter:
@@ -54,7 +53,7 @@ def create_exporter(
 
     Args:
         settings: ``api_endpoint`` picks the family, ``protocol`` the HTTP format.
-        stats, on_error: handed to the exporter.
+        stats: the counters the exporter keeps.
         transport: handed to httpx by HTTP exporters (tests, proxies).
 
     Raises:
@@ -68,11 +67,11 @@ def create_exporter(
                 f"AGENTSIGHT_PROTOCOL: must be one of {', '.join(map(repr, HTTP_PROTOCOLS))}"
             )
         http_exporter = cast("type[HttpExporter]", _load(target, "AGENTSIGHT_PROTOCOL"))
-        return http_exporter(settings, stats, on_error, transport=transport)
+        return http_exporter(settings, stats, transport=transport)
     target = LOCAL_SCHEMES.get(scheme)
     if target is None:
         raise ConfigurationError(f"AGENTSIGHT_API_ENDPOINT: no exporter for {scheme!r} URLs")
-    return _load(target, "AGENTSIGHT_API_ENDPOINT")(settings, stats, on_error)
+    return _load(target, "AGENTSIGHT_API_ENDPOINT")(settings, stats)
 
 
 __all__ = [

@@ -20,7 +20,7 @@ from typing import Final
 
 from .._config import Settings
 from .._events import Batch, Outcome
-from .._stats import ErrorCallback, Stats
+from .._stats import Stats
 
 #: The name this SDK reports itself as: ``User-Agent``, the ingest payload's ``sdk``
 #: and the spans' OpenTelemetry resource.
@@ -28,17 +28,19 @@ SDK_NAME: Final = "agentsight-async"
 
 
 class Exporter(abc.ABC):
-    """Base class: holds settings, stats and the error callback."""
+    """Base class: holds the settings and the counters.
+
+    An exporter reports a failure through the outcome it returns (with the
+    exception that caused it); the flusher turns lost events into counters,
+    log lines and ``on_error`` calls, the same way for every exporter.
+    """
 
     #: Short name shown in logs and stats (``ingest``, ``rest``, ``sqlite``, ``memory``).
     name = "exporter"
 
-    def __init__(
-        self, settings: Settings, stats: Stats, on_error: ErrorCallback | None = None
-    ) -> None:
+    def __init__(self, settings: Settings, stats: Stats) -> None:
         self.settings = settings
         self.stats = stats
-        self.on_error = on_error
 
     @abc.abstractmethod
     async def export(self, batch: Batch, deadline: float) -> list[list[Outcome]]:

@@ -20,7 +20,7 @@ import httpx
 from .._config import Settings
 from .._events import Outcome
 from .._exceptions import ConversationApiException
-from .._stats import ErrorCallback, Stats, call_on_error
+from .._stats import Stats
 from ._base import Exporter
 from ._client import (
     JSON_CONTENT_TYPE,
@@ -69,26 +69,25 @@ class PkCache:
 
 
 class FailureReporter:
-    """Records a delivery failure everywhere it must show, never raising.
+    """Records a delivery failure in the counters and the log, never raising.
 
-    ``stats.last_error`` gets a key-free one-liner, ``on_error`` gets an
-    exception and a context dict, and the logger gets a warning at most once per
-    :data:`WARN_INTERVAL` (a backend rejecting everything must not flood logs).
-    An API key refused by the backend is logged as an error, once per exporter.
+    ``stats.last_error`` gets a key-free one-liner and the logger a warning at
+    most once per :data:`WARN_INTERVAL` (a backend rejecting everything must not
+    flood logs).  An API key refused by the backend is logged as an error, once
+    per exporter.  ``on_error`` is not called here: the flusher calls it once
+    per batch that lost events, from the failed outcomes.
     """
 
-    def __init__(self, exporter_name: str, stats: Stats, on_error: ErrorCallback | None) -> None:
+    def __init__(self, exporter_name: str, stats: Stats) -> None:
         self._name = exporter_name
         self._stats = stats
-        self._on_error = on_error
         self._last_warning = -WARN_INTERVAL
         self._auth_logged = False
 
-    def __call__(self, exc: BaseException, message: str, **context: Any) -> None:
-        """Report *exc*; *message* is redacted, *context* goes to ``on_error``."""
+    def __call__(self, message: str) -> None:
+        """Report a failure described by *message* (redacted before it goes anywhere)."""
         message = redact(message)
         self._stats.record_error(f"{self._name}: {message}")
-        call_on_error(self._on_error, exc, {"exporter": self._name, **context})
         now = time.monotonic()
         if now - self._last_warning >= WARN_INTERVAL:
             self._last_warning = now
@@ -111,7 +110,7 @@ class HttpExporter(Exporter):
     """Base of the AgentSight HTTP exporters: client, retry clock, pk cache, reporting.
 
     Args:
-        settings, stats, on_error: as for every :class:`Exporter`.
+        settings, stats: as for every :class:`Exporter`.
         transport: handed to httpx (tests pass ``httpx.MockTransport``).
         sleep, clock: drive the retry policy (tests pass fakes).
     """
@@ -120,18 +119,17 @@ class HttpExporter(Exporter):
         self,
         settings: Settings,
         stats: Stats,
-        on_error: ErrorCallback | None = None,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(settings, stats, on_error)
+        super().__init__(settings, stats)
         self._client = ClientHolder(settings, transport)
         self._sleep = sleep
         self._clock = clock
         self.pks = PkCache()
-        self.report = FailureReporter(self.name, stats, on_error)
+        self.report = FailureReporter(self.name, stats)
         install_redaction()
         warn_if_insecure(settings.api_endpoint)
 
@@ -166,24 +164,24 @@ class HttpExporter(Exporter):
             clock=self._clock,
         )
 
-    def gave_up(self, route: str, failure: RetryFailure, /, **context: Any) -> str:
-        """Report a POST that got no final answer; returns its one-line reason."""
+    def gave_up(self, route: str, failure: RetryFailure) -> Outcome:
+        """Report a POST that got no final answer; the failed outcome of what it carried."""
         text = f"POST /{route} {failure.describe()}"
         status = failure.response.status_code if failure.response is not None else None
         exc = failure.exception or ConversationApiException(text, status)
-        self.report(exc, text, reason=failure.reason, **context)
-        return text
+        self.report(text)
+        return Outcome(False, error=text, drop_reason=failure.reason, exception=exc)
 
-    def refused(self, route: str, response: httpx.Response, /, **context: Any) -> tuple[str, Any]:
-        """Report a POST answered with a final non-2xx status; returns its detail and body."""
+    def refused(self, route: str, response: httpx.Response) -> Outcome:
+        """Report a POST answered with a final non-2xx status; the failed outcome."""
         detail = error_detail(response)
         body = parse_body(response)
         if response.status_code in (401, 403):
             self.report.auth_refused(response.status_code, detail)
         text = f"POST /{route} rejected: {detail}"
+        self.report(text)
         exc = ConversationApiException(text, response.status_code, body)
-        self.report(exc, text, reason=REJECTED, **context)
-        return detail, body
+        return Outcome(False, response=body, error=detail, drop_reason=REJECTED, exception=exc)
 
     async def post(
         self,
@@ -193,7 +191,6 @@ class HttpExporter(Exporter):
         *,
         json: Any = None,
         raw: tuple[bytes, str] | None = None,
-        conversation_id: str | None = None,
     ) -> Outcome:
         """POST one REST body with retries; its outcome, every failure reported.
 
@@ -203,7 +200,6 @@ class HttpExporter(Exporter):
             idempotency_key: sent as ``Idempotency-Key`` when given.
             json: a JSON body (serialised once by :func:`._client.dumps`), or
             raw: ``(bytes, content type)`` for a body encoded by the caller.
-            conversation_id: for the failure report's context.
 
         Returns:
             ``Outcome(True, response=<parsed answer>)``, or a failed outcome
@@ -214,12 +210,10 @@ class HttpExporter(Exporter):
             route, content, {"Content-Type": ctype}, deadline, idempotency_key
         )
         if isinstance(result, RetryFailure):
-            text = self.gave_up(route, result, conversation_id=conversation_id, route=route)
-            return Outcome(False, error=text, drop_reason=result.reason)
+            return self.gave_up(route, result)
         if is_success(result.status_code):
             return Outcome(True, response=parse_body(result))
-        detail, body = self.refused(route, result, conversation_id=conversation_id, route=route)
-        return Outcome(False, response=body, error=detail, drop_reason=REJECTED)
+        return self.refused(route, result)
 
     async def aclose(self) -> None:
         """Close the client's connections."""

@@ -223,10 +223,8 @@ class IngestExporter(HttpExporter):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a bug or odd data must not sink the other blocks
-                self.report(
-                    exc, f"could not build block: {exc!r}", conversation_id=conv.conversation_id
-                )
-                _fill(results[ci], Outcome(False, error=repr(exc), drop_reason=REJECTED))
+                self.report(f"could not build block: {exc!r}")
+                _fill(results[ci], _failed(exc))
                 continue
             if encoder.span_count:
                 pending.append((ci, conv.conversation_id, encoder.finish()))
@@ -253,8 +251,8 @@ class IngestExporter(HttpExporter):
             try:
                 encode_payload([block])
             except EncodeError as exc:
-                self.report(exc, f"could not encode block: {exc!r}", conversation_id=cid)
-                _fill(results[ci], Outcome(False, error=repr(exc), drop_reason=REJECTED))
+                self.report(f"could not encode block: {exc!r}")
+                _fill(results[ci], _failed(exc))
             else:
                 kept.append((ci, cid, block))
         return kept
@@ -275,9 +273,9 @@ class IngestExporter(HttpExporter):
             ids = [cid for _, cid, _ in pending]
             result = await self.post_bytes(ROUTE_INGEST, body, headers, deadline)
             if isinstance(result, RetryFailure):
-                text = self.gave_up(ROUTE_INGEST, result, conversation_ids=ids)
+                failed = self.gave_up(ROUTE_INGEST, result)
                 for ci, _, _ in pending:
-                    _fill(results[ci], Outcome(False, error=text, drop_reason=result.reason))
+                    _fill(results[ci], failed)
                 return
             if is_success(result.status_code):
                 answer = parse_body(result)
@@ -293,19 +291,20 @@ class IngestExporter(HttpExporter):
                 if named:
                     for idx, text in named.items():
                         ci, cid, _ = pending[idx]
-                        self.report(
-                            ConversationApiException(text, 400, answer),
-                            f"ingest rejected block {cid!r}: {text}",
-                            conversation_ids=[cid],
-                            reason=REJECTED,
-                        )
-                        _fill(results[ci], Outcome(False, error=text, drop_reason=REJECTED))
+                        self.report(f"ingest rejected block {cid!r}: {text}")
+                        exc = ConversationApiException(text, 400, answer)
+                        _fill(results[ci], _failed(exc, text))
                     pending = [p for i, p in enumerate(pending) if i not in named]
                     continue
-            detail, _ = self.refused(ROUTE_INGEST, result, conversation_ids=ids)
+            refused = self.refused(ROUTE_INGEST, result)
             for ci, _, _ in pending:
-                _fill(results[ci], Outcome(False, error=detail, drop_reason=REJECTED))
+                _fill(results[ci], refused)
             return
+
+
+def _failed(exc: BaseException, text: str | None = None) -> Outcome:
+    """A rejected event's outcome: *text* (or the exception) says why."""
+    return Outcome(False, error=text or repr(exc), drop_reason=REJECTED, exception=exc)
 
 
 __all__ = ["IngestExporter", "rejected_blocks"]

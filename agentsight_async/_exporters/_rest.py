@@ -288,8 +288,9 @@ class RestExporter(HttpExporter):
                 raise
             except Exception as exc:  # a bug or odd data: reject this item, keep going
                 text = f"{ev.kind} could not be sent: {exc!r}"
-                self.report(exc, text, conversation_id=conv.conversation_id, reason=REJECTED)
-                outcome, stop = Outcome(False, error=text, drop_reason=REJECTED), False
+                self.report(text)
+                outcome = Outcome(False, error=text, drop_reason=REJECTED, exception=exc)
+                stop = False
             outcomes.append(outcome)
             stopped = stop or outcome.drop_reason == RETRIES_EXHAUSTED
         return outcomes
@@ -302,16 +303,18 @@ class RestExporter(HttpExporter):
         kind = ev.kind
         if kind in (ev_mod.CONVERSATION, ev_mod.CONVERSATION_OPENED):
             body = conversation_body(ev, is_used=kind == ev_mod.CONVERSATION, fields=conv.fields)
-            outcome = await self._post(ROUTE_CONVERSATIONS, ev, deadline, key, json=body)
+            outcome = await self.post(ROUTE_CONVERSATIONS, deadline, key, json=body)
             if outcome.ok:
                 pk = response_pk(outcome.response)
                 if pk is None:  # the legacy contract: a conversation answer must carry its id
                     text = "POST /api/conversations/ answered without an id"
-                    self.report(
-                        ConversationApiException(text), text, conversation_id=ev.conversation_id
-                    )
+                    self.report(text)
                     return Outcome(
-                        False, response=outcome.response, error=text, drop_reason=REJECTED
+                        False,
+                        response=outcome.response,
+                        error=text,
+                        drop_reason=REJECTED,
+                        exception=ConversationApiException(text),
                     ), False
                 self.pks.put(ev.conversation_id, pk)
             return outcome, False
@@ -322,30 +325,26 @@ class RestExporter(HttpExporter):
         pk = pk_or_failure
 
         if kind in (ev_mod.QUESTION, ev_mod.ANSWER):
-            outcome = await self._post(ROUTE_TRACK, ev, deadline, key, json=message_body(ev, pk))
+            outcome = await self.post(ROUTE_TRACK, deadline, key, json=message_body(ev, pk))
             if not outcome.ok or not ev.data.get("attachments"):
                 return outcome, False
             return outcome, await self._linked_attachments(ev, pk, outcome.response, deadline)
         if kind == ev_mod.ACTION:
-            return await self._post(
-                ROUTE_ACTION_LOGS, ev, deadline, key, json=action_body(ev, pk)
+            return await self.post(
+                ROUTE_ACTION_LOGS, deadline, key, json=action_body(ev, pk)
             ), False
         if kind == ev_mod.BUTTON:
-            return await self._post(
-                ROUTE_BUTTONS, ev, deadline, key, json=button_body(ev, pk)
-            ), False
+            return await self.post(ROUTE_BUTTONS, deadline, key, json=button_body(ev, pk)), False
         if kind == ev_mod.TOKEN_USAGE:
             body = token_usage_body(ev, pk)
-            return await self._post(ROUTE_ACTION_LOGS, ev, deadline, key, json=body), False
+            return await self.post(ROUTE_ACTION_LOGS, deadline, key, json=body), False
         if kind == ev_mod.ATTACHMENTS:
             if attachment_mode(ev.data) == "form_data":
                 content, ctype = attachments_multipart(ev, pk)
-                outcome = await self._post(
-                    ROUTE_ATTACHMENTS, ev, deadline, key, raw=(content, ctype)
-                )
+                outcome = await self.post(ROUTE_ATTACHMENTS, deadline, key, raw=(content, ctype))
             else:
                 body = standalone_attachments_json(ev, pk)
-                outcome = await self._post(ROUTE_ATTACHMENTS, ev, deadline, key, json=body)
+                outcome = await self.post(ROUTE_ATTACHMENTS, deadline, key, json=body)
             return outcome, False
         raise ValueError(f"unknown event kind {kind!r}")
 
@@ -362,15 +361,15 @@ class RestExporter(HttpExporter):
             text = (
                 "POST /api/track/ answered without an id; the message's attachments were not sent"
             )
-            self.report(ConversationApiException(text), text, conversation_id=ev.conversation_id)
+            self.report(text)
             return False
         key = event_uuid(ev) + LINKED_SUFFIX
         if attachment_mode(ev.data) == "form_data":
             content, ctype = attachments_multipart(ev, pk, message_pk=message_pk)
-            outcome = await self._post(ROUTE_ATTACHMENTS, ev, deadline, key, raw=(content, ctype))
+            outcome = await self.post(ROUTE_ATTACHMENTS, deadline, key, raw=(content, ctype))
         else:
             body = linked_attachments_json(ev, pk, message_pk)
-            outcome = await self._post(ROUTE_ATTACHMENTS, ev, deadline, key, json=body)
+            outcome = await self.post(ROUTE_ATTACHMENTS, deadline, key, json=body)
         return outcome.drop_reason == RETRIES_EXHAUSTED
 
     async def _pk(self, conv: ConversationBatch, deadline: float) -> int | Outcome | None:
@@ -384,29 +383,13 @@ class RestExporter(HttpExporter):
         if pk is not None:
             return pk
         body = upsert_body(conv)
-        outcome = await self._post(ROUTE_CONVERSATIONS, None, deadline, None, json=body)
+        outcome = await self.post(ROUTE_CONVERSATIONS, deadline, None, json=body)
         if outcome.drop_reason == RETRIES_EXHAUSTED:
             return outcome
         pk = response_pk(outcome.response) if outcome.ok else None
         if pk is not None:
             self.pks.put(conv.conversation_id, pk)
         return pk
-
-    async def _post(
-        self,
-        route: str,
-        ev: Event | None,
-        deadline: float,
-        idempotency_key: str | None,
-        *,
-        json: dict[str, Any] | None = None,
-        raw: tuple[bytes, str] | None = None,
-    ) -> Outcome:
-        """POST one item's body with retries; the item's outcome."""
-        cid = ev.conversation_id if ev is not None else (json or {}).get("conversation_id")
-        return await self.post(
-            route, deadline, idempotency_key, json=json, raw=raw, conversation_id=cid
-        )
 
 
 __all__ = ["RestExporter"]

@@ -39,6 +39,7 @@ from tenacity import AsyncRetrying, RetryCallState
 
 from .._config import Settings
 from .._stats import Stats
+from ._redaction import redact
 
 logger = logging.getLogger("agentsight_async")
 
@@ -50,6 +51,9 @@ BACKOFF_BASE: Final = 0.5
 BACKOFF_MAX: Final = 30.0
 #: Default cap of a server's ``Retry-After`` (Settings.retry_after_cap overrides it).
 DEFAULT_RETRY_AFTER_CAP: Final = 30.0
+
+#: A throttle pause is ``Retry-After`` stretched by up to this fraction, at random.
+THROTTLE_JITTER: Final = 0.5
 
 #: Drop reasons, as counted by :class:`~agentsight_async._stats.Stats`.
 RETRIES_EXHAUSTED: Final = "retries_exhausted"
@@ -207,15 +211,51 @@ async def send_with_retry(
     so a retry is a replay.  ``stats.requests`` counts every attempt and
     ``stats.retried`` every retry.  No attempt starts at or after *deadline*
     (a ``time.monotonic()`` value, or whatever *clock* returns).
+
+    Outages show while they last: a failed attempt sets ``last_error`` and,
+    when delivery starts failing, logs one warning (:meth:`Stats.attempt_failed`).
+    A 429 pauses every request of the exporter (:class:`Throttle`); time spent
+    paused is not taken from the *deadline*, so a throttled event waits rather
+    than being dropped.
     """
     if clock() >= deadline:
         return RetryFailure(RETRIES_EXHAUSTED, 0)
+    throttle = stats.throttle
+    paused = 0.0  # seconds waited for the throttle: not counted against the deadline
+
+    async def wait_for_allowance() -> None:
+        nonlocal paused
+        pause = throttle.delay(clock())
+        if pause > 0:
+            paused += pause
+            await sleep(pause)
+
+    def throttle_pause(response: httpx.Response) -> float:
+        # Retry-After is the earliest the allowance has room again; up to half as much
+        # again at random spreads a fleet's returns.  Without it: backoff (jittered).
+        hinted = retry_after_seconds(response.headers, wall_clock(), settings.retry_after_cap)
+        if hinted:
+            return hinted * (1.0 + THROTTLE_JITTER * rand())
+        return backoff(throttle.level + 1, rand)
+
+    def observe(outcome: httpx.Response | BaseException) -> None:
+        if isinstance(outcome, httpx.Response):
+            status = outcome.status_code
+            if is_success(status):
+                stats.attempt_succeeded()
+                return
+            if not should_retry(status):
+                return  # a final answer the caller classifies, not an outage
+            if status == 429:
+                throttle.throttled(throttle_pause(outcome), clock())
+        stats.attempt_failed(redact(f"{what}: {describe_outcome(outcome)}"))
 
     # The first attempt runs without tenacity: setting up its machinery costs
     # ~45 µs, as much as everything else we do per REST item, and almost every
     # request succeeds at once.  A transient first failure is handed to
     # tenacity as its attempt 1 (replayed, not re-sent), so waits, stops,
     # logging and attempt numbers are exactly what tenacity alone would do.
+    await wait_for_allowance()
     stats.requests += 1
     first: httpx.Response | BaseException
     try:
@@ -227,8 +267,9 @@ async def send_with_retry(
     else:
         if not isinstance(first, httpx.Response):
             raise TypeError(f"send() returned {type(first).__name__}, not an httpx.Response")
-        if not should_retry(first.status_code):
-            return first
+    observe(first)
+    if isinstance(first, httpx.Response) and not should_retry(first.status_code):
+        return first
     replay = [first]
 
     async def attempt() -> httpx.Response:
@@ -237,16 +278,29 @@ async def send_with_retry(
             if isinstance(outcome, BaseException):
                 raise outcome
             return outcome
+        await wait_for_allowance()
         stats.requests += 1
-        return await send()
+        try:
+            response = await send()
+        except httpx.TransportError as exc:
+            observe(exc)
+            raise
+        observe(response)
+        return response
 
     def retry(rs: RetryCallState) -> bool:
         last = _last(rs)
         return should_retry(last.status_code if isinstance(last, httpx.Response) else last)
 
     def wait(rs: RetryCallState) -> float:
+        nonlocal paused
+        last = _last(rs)
+        if isinstance(last, httpx.Response) and last.status_code == 429:
+            pause = throttle.delay(clock())  # the exporter-wide pause, not the budget's
+            paused += pause
+            return pause
         return wait_seconds(
-            _last(rs),
+            last,
             rs.attempt_number,
             now=wall_clock(),
             retry_after_cap=settings.retry_after_cap,
@@ -254,7 +308,8 @@ async def send_with_retry(
         )
 
     def stop(rs: RetryCallState) -> bool:
-        return clock() + rs.upcoming_sleep >= deadline
+        # A throttle pause is not counted: wait() added it to `paused` already.
+        return clock() + rs.upcoming_sleep >= deadline + paused
 
     def before_sleep(rs: RetryCallState) -> None:
         stats.retried += 1

@@ -72,7 +72,10 @@ class SqliteExporter(Exporter):
                 uploaded.add(i)
             except Exception as exc:  # a file the store refuses is that event's failure
                 outcome = Outcome(
-                    False, error=f"attachments not stored: {exc}", drop_reason=REJECTED
+                    False,
+                    error=f"attachments not stored: {exc}",
+                    drop_reason=REJECTED,
+                    exception=exc,
                 )
                 self.stats.record_error(outcome.error or "")
                 if ev.kind == ATTACHMENTS:
@@ -86,7 +89,8 @@ class SqliteExporter(Exporter):
         except Exception as exc:
             text = f"local store refused the batch: {exc}"
             self.stats.record_error(text)
-            return [Outcome(False, error=text, drop_reason=REJECTED)] * len(conv.events)
+            refused = Outcome(False, error=text, drop_reason=REJECTED, exception=exc)
+            return [refused] * len(conv.events)
         ok = Outcome(True, response=answer)
         return [failed.get(i, ok) for i in range(len(conv.events))]
 

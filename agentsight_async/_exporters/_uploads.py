@@ -99,17 +99,16 @@ async def _upload(
     cid = conv.conversation_id
     pk = exporter.pks.get(cid)
     if pk is None:
-        answer = await exporter.post(
-            ROUTE_CONVERSATIONS, deadline, json=upsert_body(conv), conversation_id=cid
-        )
+        answer = await exporter.post(ROUTE_CONVERSATIONS, deadline, json=upsert_body(conv))
         if not answer.ok:
             return answer
         pk = response_pk(answer.response)
         if pk is None:
             text = "POST /api/conversations/ answered without an id; attachments not uploaded"
-            exporter.report(ConversationApiException(text), text, conversation_id=cid)
-            return Outcome(False, error=text, drop_reason=REJECTED)
+            exporter.report(text)
+            exc = ConversationApiException(text)
+            return Outcome(False, error=text, drop_reason=REJECTED, exception=exc)
         exporter.pks.put(cid, pk)
     body, key = attachment_upload(ev, cid, pk)
-    outcome = await exporter.post(ROUTE_ATTACHMENTS, deadline, key, json=body, conversation_id=cid)
+    outcome = await exporter.post(ROUTE_ATTACHMENTS, deadline, key, json=body)
     return None if outcome.ok else outcome

@@ -175,13 +175,25 @@ async def test_concurrency_is_bounded() -> None:
 
 async def test_a_failing_exporter_rejects_the_batch_and_the_flusher_goes_on() -> None:
     r = rig()
-    r.exporter.answer = RuntimeError("r.exporter bug")
+    r.exporter.answer = RuntimeError("exporter bug")
     track(r.queues, "a", "1", "2", "3")
     await r.flusher.step()
     await settle()
     assert r.stats.dropped["rejected"] == 3
-    assert "r.exporter bug" in (r.stats.last_error or "")
-    assert [ctx for _, ctx in r.errors] == [{"exporter": "fake"}]
+    assert "exporter bug" in (r.stats.last_error or "")
+    # on_error: once for the batch, with the exception and what was lost
+    assert [(type(exc), ctx) for exc, ctx in r.errors] == [
+        (
+            RuntimeError,
+            {
+                "exporter": "fake",
+                "reason": "rejected",
+                "events": 3,
+                "conversation_ids": ["a"],
+                "error": "exporter error: exporter bug",
+            },
+        )
+    ]
     r.exporter.answer = None
     track(r.queues, "a", "4", "5", "6")
     await r.flusher.step()
@@ -260,3 +272,24 @@ async def test_interval_is_measured_with_the_given_clock(interval: float) -> Non
     await r.flusher.step()
     await settle()
     assert len(r.exporter.batches) == 1
+
+
+async def test_while_throttled_one_batch_at_a_time_and_a_wider_interval() -> None:
+    r = rig(batch_size=1, flush_interval=1.0)
+    r.exporter.gate = asyncio.Event()
+    r.stats.throttle.level = 2  # two 429s without a success since
+    assert r.flusher.interval == 4.0
+    for cid in "abc":
+        track(r.queues, cid, f"{cid}1")
+    await r.flusher.step()
+    await settle()
+    assert r.flusher.in_flight == 1  # not max_concurrency: the allowance is spent
+    r.exporter.gate.set()
+    await settle()
+    r.stats.throttle.level = 0
+    assert r.flusher.interval == 1.0  # narrows again as requests get through
+    track(r.queues, "d", "d1", "d2")
+    r.clock.now += 1.0
+    await r.flusher.step()
+    await settle()
+    assert sorted(b[0][0] for b, _ in r.exporter.batches) == ["a", "b", "c", "d", "d"]

@@ -42,7 +42,7 @@ class Probe(HttpExporter):
         raise NotImplementedError
 
 
-def probe(make_settings, stats, clock, answers: list[Any], seen: list[httpx.Request], errors):
+def probe(make_settings, stats, clock, answers: list[Any], seen: list[httpx.Request]):
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         answer = answers.pop(0)
@@ -53,7 +53,6 @@ def probe(make_settings, stats, clock, answers: list[Any], seen: list[httpx.Requ
     return Probe(
         make_settings(),
         stats,
-        lambda e, c: errors.append((e, c)),
         transport=httpx.MockTransport(handler),
         sleep=clock.sleep,
         clock=clock,
@@ -62,7 +61,7 @@ def probe(make_settings, stats, clock, answers: list[Any], seen: list[httpx.Requ
 
 async def test_post_success_sends_json_once_with_key(make_settings, stats, clock) -> None:
     seen: list[httpx.Request] = []
-    exp = probe(make_settings, stats, clock, [httpx.Response(201, json={"id": 9})], seen, [])
+    exp = probe(make_settings, stats, clock, [httpx.Response(201, json={"id": 9})], seen)
     outcome = await exp.post("api/track/", clock.now + 60, "key-1", json={"t": "é"})
     assert (outcome.ok, outcome.response) == (True, {"id": 9})
     [req] = seen
@@ -76,7 +75,7 @@ async def test_post_success_sends_json_once_with_key(make_settings, stats, clock
 async def test_post_raw_body_retried_byte_identical(make_settings, stats, clock) -> None:
     seen: list[httpx.Request] = []
     answers = [httpx.Response(503), httpx.ConnectError("down"), httpx.Response(200, json={})]
-    exp = probe(make_settings, stats, clock, answers, seen, [])
+    exp = probe(make_settings, stats, clock, answers, seen)
     outcome = await exp.post("api/attachments/", clock.now + 60, raw=(b"--B--\r\n", "multipart/x"))
     assert outcome.ok
     assert [r.content for r in seen] == [b"--B--\r\n"] * 3
@@ -89,25 +88,18 @@ async def test_post_rejected_is_reported_with_context(
     make_settings, stats, clock, caplog, api_key, status
 ) -> None:
     caplog.set_level(logging.WARNING, logger="agentsight_async")
-    errors: list[tuple[BaseException, dict[str, Any]]] = []
     body = {"detail": f"no ({api_key})"}
     answers = [httpx.Response(status, json=body), httpx.Response(status, json=body)]
-    exp = probe(make_settings, stats, clock, answers, [], errors)
+    exp = probe(make_settings, stats, clock, answers, [])
     for _ in range(2):
-        outcome = await exp.post("api/buttons/", clock.now + 60, json={}, conversation_id="c1")
+        outcome = await exp.post("api/buttons/", clock.now + 60, json={})
         assert outcome.ok is False
         assert outcome.drop_reason == "rejected"
         assert outcome.error == f"HTTP {status}: no (ags_<redacted>)"
         assert outcome.response == {"detail": "no (ags_<redacted>)"}
         assert api_key not in repr(outcome)
-    exc, context = errors[0]
-    assert context == {
-        "exporter": "probe",
-        "conversation_id": "c1",
-        "route": "api/buttons/",
-        "reason": "rejected",
-    }
-    assert getattr(exc, "status_code", None) == status
+        exc = outcome.exception  # what the flusher hands on_error
+        assert getattr(exc, "status_code", None) == status
     assert api_key not in str(exc) + repr(getattr(exc, "response_data", None))
     refused = [r for r in caplog.records if "refused the API key" in r.getMessage()]
     assert len(refused) == (1 if status == 401 else 0)  # once per exporter
@@ -115,12 +107,11 @@ async def test_post_rejected_is_reported_with_context(
 
 
 async def test_post_gave_up_keeps_the_reason(make_settings, stats, clock) -> None:
-    errors: list[tuple[BaseException, dict[str, Any]]] = []
-    exp = probe(make_settings, stats, clock, [httpx.Response(503)] * 50, [], errors)
-    outcome = await exp.post("api/track/", clock.now + 5, json={}, conversation_id="c1")
+    exp = probe(make_settings, stats, clock, [httpx.Response(503)] * 50, [])
+    outcome = await exp.post("api/track/", clock.now + 5, json={})
     assert outcome.drop_reason == "retries_exhausted"
     assert (outcome.error or "").startswith("POST /api/track/ retries_exhausted after")
     assert "HTTP 503" in (outcome.error or "")
-    assert errors[0][1]["reason"] == "retries_exhausted"
+    assert getattr(outcome.exception, "status_code", None) == 503
     assert stats.last_error is not None
     assert stats.last_error.startswith("probe: POST /api/track/")

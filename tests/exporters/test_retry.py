@@ -171,7 +171,9 @@ async def test_retry_after_seconds_honoured(clock, make_settings, stats) -> None
     send, _ = scripted((429, {"Retry-After": "1"}), (503, {"Retry-After": "3"}), 201)
     result = await run(send, clock, make_settings(), stats)
     assert isinstance(result, httpx.Response)
-    assert clock.sleeps == [1.0, 3.0]
+    # a 429's pause is Retry-After plus up to half again at random (rand is 1.0 here),
+    # so a fleet does not come back at once; a 503's Retry-After is taken as it is
+    assert clock.sleeps == [1.5, 3.0]
 
 
 async def test_retry_after_http_date_honoured(clock, make_settings, stats) -> None:
@@ -182,9 +184,12 @@ async def test_retry_after_http_date_honoured(clock, make_settings, stats) -> No
 
 
 async def test_retry_after_capped_by_settings(clock, make_settings, stats) -> None:
-    send, _ = scripted((429, {"Retry-After": "3600"}), 201)
+    send, _ = scripted((503, {"Retry-After": "3600"}), 201)
     await run(send, clock, make_settings(retry_after_cap=5.0), stats)
     assert clock.sleeps == [5.0]
+    send, _ = scripted((429, {"Retry-After": "3600"}), 201)
+    await run(send, clock, make_settings(retry_after_cap=5.0), stats)
+    assert clock.sleeps == [5.0, 7.5]  # capped, then the jitter
 
 
 async def test_budget_never_slept_past(clock, make_settings, stats) -> None:
@@ -203,10 +208,36 @@ async def test_budget_never_slept_past(clock, make_settings, stats) -> None:
 
 
 async def test_retry_after_beyond_deadline_gives_up_at_once(clock, make_settings, stats) -> None:
-    send, calls = scripted((429, {"Retry-After": "20"}))
+    send, calls = scripted((503, {"Retry-After": "20"}))
     result = await run(send, clock, make_settings(), stats, budget=10.0)
     assert isinstance(result, RetryFailure)
     assert clock.sleeps == []
+    assert len(calls) == 1
+
+
+async def test_throttled_time_is_not_taken_from_the_budget(clock, make_settings, stats) -> None:
+    """A 429 is the allowance speaking, not a failure: the events wait for it."""
+    answers = [(429, {"Retry-After": "20"})] * 3 + [201]
+    send, calls = scripted(*answers)
+    result = await run(send, clock, make_settings(), stats, budget=10.0)
+    assert isinstance(result, httpx.Response)
+    assert result.status_code == 201
+    assert clock.sleeps == [30.0, 30.0, 30.0]  # 20 s + jitter, three times past a 10 s budget
+    assert len(calls) == 4
+    assert stats.throttle.hits == 3
+    assert stats.throttle.level == 2  # three 429s raised it, the success lowered it once
+
+
+async def test_a_429_pauses_every_request_of_the_exporter(clock, make_settings, stats) -> None:
+    throttled, _ = scripted((429, {"Retry-After": "4"}), 201)
+    await run(throttled, clock, make_settings(), stats)
+    assert clock.sleeps == [6.0]
+    # another batch, whose own answers are fine, still waits for the pause to end
+    stats.throttle.until = clock.now + 2.0
+    other, calls = scripted(201)
+    result = await run(other, clock, make_settings(), stats)
+    assert isinstance(result, httpx.Response)
+    assert clock.sleeps == [6.0, 2.0]
     assert len(calls) == 1
 
 
