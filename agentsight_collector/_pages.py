@@ -27,6 +27,7 @@ from starlette.routing import Route
 
 from agentsight_async._store import FieldValidationError, NotFoundError
 
+from ._filters import ConversationFilters
 from ._http import KeyChecker, file_response, key_from_headers
 from ._storage import Storage
 
@@ -143,7 +144,9 @@ class Pages:
             page = 1
         try:
             result = await run_in_threadpool(
-                lambda: self.storage.list_conversations(**filters, page=page, page_size=PAGE_SIZE)
+                lambda: self.storage.list_conversations(
+                    ConversationFilters(**filters), page=page, page_size=PAGE_SIZE
+                )
             )
         except (NotFoundError, FieldValidationError):
             result = {"count": 0, "next": None, "previous": None, "results": []}

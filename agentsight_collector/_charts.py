@@ -1,0 +1,171 @@
+"""Chart geometry for the dashboard, drawn as inline SVG by ``templates/_charts.html``.
+
+The server lays the charts out and the template only places shapes, so the
+page needs no script and no external asset to show them, and every label -
+model and action names are user data - goes through the template's
+autoescaping like any other text.  Two shapes cover the dashboard:
+
+* :func:`columns`: vertical bars over time (activity);
+* :func:`bars`: horizontal stacked bars, one row per label (tokens by model,
+  latency, errors, feedback).  A "p50 inside p95" or "errors inside calls"
+  bar is a stack of the smaller value and the rest.
+
+Every bar keeps its number (``value``) so the page can show it as a
+``data-value`` attribute and a tooltip, and tests can read it back.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+WIDTH = 640
+ROW_HEIGHT = 26
+LABEL_WIDTH = 170
+CAPTION_WIDTH = 170
+COLUMN_HEIGHT = 120
+AXIS_HEIGHT = 18
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One piece of a horizontal bar: where it sits, its number and its colour class."""
+
+    x: float
+    width: float
+    value: float
+    css: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Row:
+    """A labelled horizontal bar with a caption on its right."""
+
+    label: str
+    y: float
+    segments: tuple[Segment, ...]
+    caption: str
+    key: str
+
+
+@dataclass(frozen=True)
+class BarChart:
+    """Horizontal stacked bars; ``legend`` is ``(css class, name)`` pairs."""
+
+    width: int
+    height: int
+    label_width: int
+    caption_x: int
+    row_height: int
+    rows: tuple[Row, ...]
+    legend: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Column:
+    """One vertical bar; ``tick`` is its axis label (empty on most columns)."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+    value: int
+    title: str
+    tick: str
+    start: str
+
+
+@dataclass(frozen=True)
+class ColumnChart:
+    """Vertical bars over time, with the maximum marked on the axis."""
+
+    width: int
+    height: int
+    plot_height: int
+    columns: tuple[Column, ...]
+    max_value: int
+    css: str
+
+
+def bars(
+    rows: Sequence[tuple[str, Sequence[tuple[float, str, str]], str]],
+    *,
+    legend: Sequence[tuple[str, str]] = (),
+    scale_max: float | None = None,
+) -> BarChart:
+    """Lay out horizontal stacked bars.
+
+    Args:
+        rows: ``(label, [(value, css class, tooltip), ...], caption)`` per
+            row; segments are stacked left to right.
+        legend: ``(css class, name)`` pairs shown under the chart.
+        scale_max: the value of a full-width bar (default: the longest row).
+
+    Returns:
+        The chart; a row's ``key`` is its label (for ``data-key``).
+    """
+    plot = WIDTH - LABEL_WIDTH - CAPTION_WIDTH
+    longest = max((sum(v for v, _, _ in segs) for _, segs, _ in rows), default=0.0)
+    top = scale_max if scale_max else longest
+    laid = []
+    for index, (label, segments, caption) in enumerate(rows):
+        x = float(LABEL_WIDTH)
+        pieces = []
+        for value, css, title in segments:
+            width = plot * value / top if top > 0 else 0.0
+            pieces.append(Segment(x, width, value, css, title))
+            x += width
+        laid.append(Row(label, index * ROW_HEIGHT, tuple(pieces), caption, label))
+    return BarChart(
+        width=WIDTH,
+        height=max(1, len(rows)) * ROW_HEIGHT,
+        label_width=LABEL_WIDTH,
+        caption_x=WIDTH - CAPTION_WIDTH + 6,
+        row_height=ROW_HEIGHT,
+        rows=tuple(laid),
+        legend=tuple(legend),
+    )
+
+
+def columns(
+    points: Sequence[tuple[str, str, int]], *, css: str, every: int | None = None
+) -> ColumnChart:
+    """Lay out vertical bars over time.
+
+    Args:
+        points: ``(start ISO, axis label, value)`` per bucket, oldest first.
+        css: the bars' colour class.
+        every: label every n-th column (default: about eight labels).
+
+    Returns:
+        The chart; a column's ``tick`` is its label or ``""``.
+    """
+    count = max(1, len(points))
+    slot = WIDTH / count
+    top = max((v for _, _, v in points), default=0)
+    step = every or max(1, math.ceil(count / 8))
+    laid = []
+    for index, (start, label, value) in enumerate(points):
+        height = COLUMN_HEIGHT * value / top if top else 0.0
+        laid.append(
+            Column(
+                x=index * slot + slot * 0.1,
+                y=COLUMN_HEIGHT - height,
+                width=slot * 0.8,
+                height=height,
+                value=value,
+                title=f"{label}: {value}",
+                tick=label if index % step == 0 else "",
+                start=start,
+            )
+        )
+    return ColumnChart(
+        width=WIDTH,
+        height=COLUMN_HEIGHT + AXIS_HEIGHT,
+        plot_height=COLUMN_HEIGHT,
+        columns=tuple(laid),
+        max_value=top,
+        css=css,
+    )
