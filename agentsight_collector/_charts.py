@@ -17,8 +17,10 @@ Every bar keeps its number (``value``) so the page can show it as a
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 WIDTH = 640
 ROW_HEIGHT = 26
@@ -169,3 +171,123 @@ def columns(
         max_value=top,
         css=css,
     )
+
+
+def number(value: float | None, digits: int = 0) -> str:
+    """*value* with thousands separators and *digits* decimals; ``—`` for ``None``."""
+    if value is None:
+        return "—"
+    return f"{value:,.{digits}f}"
+
+
+def _bucket_label(start: str, unit: str) -> str:
+    moment = datetime.fromisoformat(start)
+    return moment.strftime("%H:00") if unit == "hour" else moment.strftime("%b %d")
+
+
+def dashboard(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The dashboard's charts, laid out from :meth:`Storage.dashboard`'s numbers.
+
+    Returns:
+        ``{"events", "conversations"}`` column charts and ``{"tokens",
+        "latency", "errors", "feedback"}`` bar charts (``None`` when there is
+        nothing to draw).
+    """
+    activity = data["activity"]
+    unit = activity["unit"]
+    points = [(b["start"], _bucket_label(b["start"], unit), b) for b in activity["buckets"]]
+    charts: dict[str, Any] = {
+        "unit": unit,
+        "events": columns([(s, label, b["events"]) for s, label, b in points], css="c-events")
+        if points
+        else None,
+        "conversations": columns(
+            [(s, label, b["conversations"]) for s, label, b in points], css="c-conversations"
+        )
+        if points
+        else None,
+    }
+    tokens = data["tokens_by_model"]
+    charts["tokens"] = (
+        bars(
+            [
+                (
+                    t["model"] or "(model not stated)",
+                    [
+                        (t["input_tokens"], "c-input", f"input {t['input_tokens']:,}"),
+                        (t["output_tokens"], "c-output", f"output {t['output_tokens']:,}"),
+                    ],
+                    f"{t['total_tokens']:,} tokens",
+                )
+                for t in tokens
+            ],
+            legend=(("c-input", "input"), ("c-output", "output")),
+        )
+        if tokens
+        else None
+    )
+    timed = [a for a in data["actions"] if a["p95_ms"] is not None]
+    charts["latency"] = (
+        bars(
+            [
+                (
+                    a["action_name"],
+                    [
+                        (a["p50_ms"], "c-p50", f"p50 {a['p50_ms']:,.1f} ms"),
+                        (a["p95_ms"] - a["p50_ms"], "c-p95", f"p95 {a['p95_ms']:,.1f} ms"),
+                    ],
+                    f"p50 {number(a['p50_ms'])} · p95 {number(a['p95_ms'])} ms",
+                )
+                for a in timed
+            ],
+            legend=(("c-p50", "p50"), ("c-p95", "p95")),
+        )
+        if timed
+        else None
+    )
+    actions = data["actions"]
+    charts["errors"] = (
+        bars(
+            [
+                (
+                    a["action_name"],
+                    [
+                        (a["errors"], "c-error", f"{a['errors']} failed"),
+                        (a["calls"] - a["errors"], "c-ok", f"{a['calls'] - a['errors']} succeeded"),
+                    ],
+                    f"{a['errors']} of {a['calls']} failed",
+                )
+                for a in actions
+            ],
+            legend=(("c-error", "failed"), ("c-ok", "succeeded")),
+        )
+        if actions
+        else None
+    )
+    feedback = data["feedback"]
+    rows = [("all feedback", feedback["by_sentiment"])] + [
+        (f"from {source}", counts) for source, counts in sorted(feedback["by_source"].items())
+    ]
+    charts["feedback"] = (
+        bars(
+            [
+                (
+                    label,
+                    [
+                        (counts[s], f"c-{s}", f"{counts[s]} {s}")
+                        for s in ("positive", "neutral", "negative")
+                    ],
+                    " · ".join(f"{counts[s]} {s}" for s in ("positive", "neutral", "negative")),
+                )
+                for label, counts in rows
+            ],
+            legend=(
+                ("c-positive", "positive"),
+                ("c-neutral", "neutral"),
+                ("c-negative", "negative"),
+            ),
+        )
+        if feedback["total"]
+        else None
+    )
+    return charts
