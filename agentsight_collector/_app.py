@@ -347,7 +347,8 @@ def _paging(params: Mapping[str, str]) -> tuple[int, int]:
         page = int(params.get("page") or 1)
     except ValueError:
         raise NotFoundError("Invalid page.") from None
-    return page, query_int(params, "page_size") or DEFAULT_PAGE_SIZE
+    size = query_int(params, "page_size")
+    return page, DEFAULT_PAGE_SIZE if size is None else size
 
 
 def _page_response(request: Request, result: dict[str, Any]) -> Response:
