@@ -17,17 +17,20 @@ Every bar keeps its number (``value``) so the page can show it as a
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-WIDTH = 640
-ROW_HEIGHT = 26
-LABEL_WIDTH = 170
-CAPTION_WIDTH = 170
-COLUMN_HEIGHT = 120
-AXIS_HEIGHT = 18
+WIDTH = 520
+ROW_HEIGHT = 24
+LABEL_WIDTH = 120
+CAPTION_WIDTH = 150
+COLUMN_HEIGHT = 100
+#: Room above the columns for the "max" label, and below them for the axis labels.
+TOP_HEIGHT = 14
+AXIS_HEIGHT = 16
+SENTIMENTS = ("positive", "neutral", "negative")
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,8 @@ class ColumnChart:
 
     width: int
     height: int
-    plot_height: int
+    plot_top: int
+    plot_bottom: int
     columns: tuple[Column, ...]
     max_value: int
     css: str
@@ -154,7 +158,7 @@ def columns(
         laid.append(
             Column(
                 x=index * slot + slot * 0.1,
-                y=COLUMN_HEIGHT - height,
+                y=TOP_HEIGHT + COLUMN_HEIGHT - height,
                 width=slot * 0.8,
                 height=height,
                 value=value,
@@ -165,8 +169,9 @@ def columns(
         )
     return ColumnChart(
         width=WIDTH,
-        height=COLUMN_HEIGHT + AXIS_HEIGHT,
-        plot_height=COLUMN_HEIGHT,
+        height=TOP_HEIGHT + COLUMN_HEIGHT + AXIS_HEIGHT,
+        plot_top=TOP_HEIGHT,
+        plot_bottom=TOP_HEIGHT + COLUMN_HEIGHT,
         columns=tuple(laid),
         max_value=top,
         css=css,
@@ -183,6 +188,30 @@ def number(value: float | None, digits: int = 0) -> str:
 def _bucket_label(start: str, unit: str) -> str:
     moment = datetime.fromisoformat(start)
     return moment.strftime("%H:00") if unit == "hour" else moment.strftime("%b %d")
+
+
+Part = tuple[str, tuple[float, str], tuple[float, str], str]
+
+
+def _two_part(
+    items: Sequence[Mapping[str, Any]],
+    part: Callable[[Mapping[str, Any]], Part],
+    legend: tuple[tuple[str, str], tuple[str, str]],
+) -> BarChart | None:
+    """A two-colour bar per item (``None`` without items).
+
+    *part* gives an item's ``(label, (first value, tooltip), (rest value,
+    tooltip), caption)``; the colours are *legend*'s.
+    """
+    if not items:
+        return None
+    (first_css, _), (rest_css, _) = legend
+    rows = []
+    for label, (first, first_title), (rest, rest_title), caption in map(part, items):
+        rows.append(
+            (label, [(first, first_css, first_title), (rest, rest_css, rest_title)], caption)
+        )
+    return bars(rows, legend=legend)
 
 
 def dashboard(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -207,62 +236,35 @@ def dashboard(data: Mapping[str, Any]) -> dict[str, Any]:
         if points
         else None,
     }
-    tokens = data["tokens_by_model"]
-    charts["tokens"] = (
-        bars(
-            [
-                (
-                    t["model"] or "(model not stated)",
-                    [
-                        (t["input_tokens"], "c-input", f"input {t['input_tokens']:,}"),
-                        (t["output_tokens"], "c-output", f"output {t['output_tokens']:,}"),
-                    ],
-                    f"{t['total_tokens']:,} tokens",
-                )
-                for t in tokens
-            ],
-            legend=(("c-input", "input"), ("c-output", "output")),
-        )
-        if tokens
-        else None
+    charts["tokens"] = _two_part(
+        data["tokens_by_model"],
+        lambda t: (
+            t["model"] or "(model not stated)",
+            (t["input_tokens"], f"input {t['input_tokens']:,}"),
+            (t["output_tokens"], f"output {t['output_tokens']:,}"),
+            f"{t['total_tokens']:,} tokens",
+        ),
+        (("c-input", "input"), ("c-output", "output")),
     )
-    timed = [a for a in data["actions"] if a["p95_ms"] is not None]
-    charts["latency"] = (
-        bars(
-            [
-                (
-                    a["action_name"],
-                    [
-                        (a["p50_ms"], "c-p50", f"p50 {a['p50_ms']:,.1f} ms"),
-                        (a["p95_ms"] - a["p50_ms"], "c-p95", f"p95 {a['p95_ms']:,.1f} ms"),
-                    ],
-                    f"p50 {number(a['p50_ms'])} · p95 {number(a['p95_ms'])} ms",
-                )
-                for a in timed
-            ],
-            legend=(("c-p50", "p50"), ("c-p95", "p95")),
-        )
-        if timed
-        else None
+    charts["latency"] = _two_part(
+        [a for a in data["actions"] if a["p95_ms"] is not None],
+        lambda a: (
+            a["action_name"],
+            (a["p50_ms"], f"p50 {a['p50_ms']:,.1f} ms"),
+            (a["p95_ms"] - a["p50_ms"], f"p95 {a['p95_ms']:,.1f} ms"),
+            f"p50 {number(a['p50_ms'])} · p95 {number(a['p95_ms'])} ms",
+        ),
+        (("c-p50", "p50"), ("c-p95", "p95")),
     )
-    actions = data["actions"]
-    charts["errors"] = (
-        bars(
-            [
-                (
-                    a["action_name"],
-                    [
-                        (a["errors"], "c-error", f"{a['errors']} failed"),
-                        (a["calls"] - a["errors"], "c-ok", f"{a['calls'] - a['errors']} succeeded"),
-                    ],
-                    f"{a['errors']} of {a['calls']} failed",
-                )
-                for a in actions
-            ],
-            legend=(("c-error", "failed"), ("c-ok", "succeeded")),
-        )
-        if actions
-        else None
+    charts["errors"] = _two_part(
+        data["actions"],
+        lambda a: (
+            a["action_name"],
+            (a["errors"], f"{a['errors']} failed"),
+            (a["calls"] - a["errors"], f"{a['calls'] - a['errors']} succeeded"),
+            f"{a['errors']} of {a['calls']} failed",
+        ),
+        (("c-error", "failed"), ("c-ok", "succeeded")),
     )
     feedback = data["feedback"]
     rows = [("all feedback", feedback["by_sentiment"])] + [
@@ -273,19 +275,12 @@ def dashboard(data: Mapping[str, Any]) -> dict[str, Any]:
             [
                 (
                     label,
-                    [
-                        (counts[s], f"c-{s}", f"{counts[s]} {s}")
-                        for s in ("positive", "neutral", "negative")
-                    ],
-                    " · ".join(f"{counts[s]} {s}" for s in ("positive", "neutral", "negative")),
+                    [(counts[s], f"c-{s}", f"{counts[s]} {s}") for s in SENTIMENTS],
+                    " · ".join(f"{counts[s]} {s[:3]}" for s in SENTIMENTS),
                 )
                 for label, counts in rows
             ],
-            legend=(
-                ("c-positive", "positive"),
-                ("c-neutral", "neutral"),
-                ("c-negative", "negative"),
-            ),
+            legend=tuple((f"c-{s}", s) for s in SENTIMENTS),
         )
         if feedback["total"]
         else None

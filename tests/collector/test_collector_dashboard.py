@@ -71,7 +71,7 @@ def test_the_page_draws_the_numbers(client: httpx.Client) -> None:
     assert "1 of 4 failed" in errors
     assert "0 of 1 failed" in errors
     feedback = _svg(html, "feedback-sentiment")
-    assert "2 positive · 0 neutral · 1 negative" in feedback
+    assert "2 pos · 0 neu · 1 neg" in feedback
 
 
 def test_bars_are_proportional(client: httpx.Client) -> None:
@@ -81,9 +81,9 @@ def test_bars_are_proportional(client: httpx.Client) -> None:
         float(w) for w in re.findall(r'class="c-(?:input|output)"[^>]*width="([\d.]+)"', tokens)
     ]
     gpt_input, gpt_output, claude_input, claude_output = widths
-    assert gpt_input + gpt_output == pytest.approx(300, abs=0.05)  # the longest bar is full width
+    assert gpt_input + gpt_output == pytest.approx(250, abs=0.05)  # the longest bar is full width
     assert gpt_input / gpt_output == pytest.approx(150 / 30, rel=1e-3)
-    assert claude_input + claude_output == pytest.approx(300 * 40 / 180, abs=0.05)
+    assert claude_input + claude_output == pytest.approx(250 * 40 / 180, abs=0.05)
 
 
 def test_environment_filter_and_deleted_conversations(client: httpx.Client) -> None:
