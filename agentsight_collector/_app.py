@@ -1,4 +1,4 @@
-"""The collector's Starlette application: AgentSight routes, read API, pages.
+"""The collector's Starlette application: AgentSight routes, read and manage API, pages.
 
 Every route ends in ``/`` and the slash is required (the backend runs Django
 with ``APPEND_SLASH = False``); only a leading ``//`` is forgiven, for 0.0.44.
