@@ -9,7 +9,9 @@ conversations are left out, as listings leave them out.  Conventions:
   else by UTC day (the last :data:`MAX_BUCKETS` buckets, every bucket shown,
   empty ones too);
 * latency percentiles are nearest-rank over the actions that state a
-  ``duration_ms`` (p50 of 10, 20, 30, 40 is 20; p95 is 40).
+  ``duration_ms`` (p50 of 10, 20, 30, 40 is 20; p95 is 40);
+* feedback counts what is attached to a conversation (``agent``-kind
+  feedback has none, so no environment either, and is left out).
 """
 
 from __future__ import annotations
