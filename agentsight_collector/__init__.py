@@ -1,8 +1,10 @@
 """The local AgentSight-compatible collector (``agentsight-async serve``).
 
 A small but real server for development and tests: the write routes of both
-AgentSight protocols, ``GET /api/me/``, a JSON read API, a transcript web page,
-API-key auth and idempotent writes, into one SQLite file.  It is installed by
+AgentSight protocols, ``GET /api/me/``, the reading and managing routes of both
+published clients (filters, rename, mark, update, soft delete, feedback
+listing), web pages to work in (transcripts, search, a dashboard), API-key
+auth and idempotent writes, into one SQLite file.  It is installed by
 the ``agentsight-async[collector]`` extra and depends on the SDK
 (``agentsight_async``), whose SQLite store it serves; the SDK never imports it.
 

@@ -1,4 +1,4 @@
-"""The collector's Starlette application: AgentSight routes, read API, pages.
+"""The collector's Starlette application: AgentSight routes, read and manage API, pages.
 
 Every route ends in ``/`` and the slash is required (the backend runs Django
 with ``APPEND_SLASH = False``); only a leading ``//`` is forgiven, for 0.0.44.
@@ -18,7 +18,7 @@ import asyncio
 import functools
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -41,6 +41,7 @@ from agentsight_async._store import (
     NotFoundError,
 )
 
+from ._filters import ConversationFilters, FeedbackFilters, query_bool, query_int
 from ._http import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_DECOMPRESSED_BYTES,
@@ -63,6 +64,7 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 AGENT_NAME = "Local collector"
 CAPABILITIES = ("gzip-ingest",)
+DEFAULT_PAGE_SIZE = 50
 #: Threads for storage calls.  Writes are serialised by the storage's lock
 #: anyway; a few threads let reads run beside a write.
 DB_THREADS = 4
@@ -243,43 +245,85 @@ class Api:
         )
 
     async def lookup(self, request: Request) -> Response:
-        conversation_id = request.query_params.get("conversation_id")
+        params = request.query_params
+        conversation_id = params.get("conversation_id")
         if not conversation_id:
             raise FieldValidationError({"conversation_id": ["This query parameter is required."]})
-        pk = await self.run(self.storage.lookup, conversation_id)
+        include_deleted = bool(query_bool(params, "include_deleted"))
+        pk = await self.run(self.storage.lookup, conversation_id, include_deleted=include_deleted)
         if pk is None:
             raise NotFoundError("Not found.")
         return JSONResponse({"id": pk, "conversation_id": conversation_id})
 
     async def conversations_list(self, request: Request) -> Response:
         params = request.query_params
-        page = _int_param(params.get("page"), "page", 1)
-        page_size = _int_param(params.get("page_size"), "page_size", 50)
+        filters = ConversationFilters.from_query(params)
+        full = query_bool(params, "full")
+        page, page_size = _paging(params)
         result = await self.run(
-            lambda: self.storage.list_conversations(
-                conversation_id=params.get("conversation_id"),
-                customer_id=params.get("customer_id"),
-                started_at_after=params.get("started_at_after"),
-                started_at_before=params.get("started_at_before"),
-                environment=params.get("environment"),
-                name=params.get("name"),
-                page=page,
-                page_size=page_size,
-            )
+            self.storage.list_conversations,
+            filters,
+            page=page,
+            page_size=page_size,
+            full=full is not False,  # the backend's default is full=true
         )
-        result["next"] = _page_url(request, result["next"])
-        result["previous"] = _page_url(request, result["previous"])
-        return JSONResponse(result)
+        return _page_response(request, result)
 
     async def conversation_detail(self, request: Request) -> Response:
         pk = int(request.path_params["pk"])
-        conversation = await self.run(self.storage.get_conversation, pk)
+        full = query_bool(request.query_params, "full") is not False
+        conversation = await self.run(self.storage.get_conversation, pk, full=full)
         if conversation is None:
             raise NotFoundError("Not found.")
-        for item in conversation["transcript"]:
+        for item in conversation.get("transcript", ()):
             if item["type"] == "attachment":
                 _add_download_urls(request, item)
         return JSONResponse(conversation)
+
+    # -- managing conversations ---------------------------------------------------------
+
+    async def _manage(
+        self, request: Request, change: Callable[[int, dict[str, Any]], dict[str, Any]]
+    ) -> Response:
+        """Parse the JSON body (empty reads as ``{}``: field errors say what is missing)."""
+        pk = int(request.path_params["pk"])
+        raw, encoding = await self._raw(request)
+
+        def parse_and_change() -> dict[str, Any]:
+            data = self._parse(raw, encoding) if raw.strip() else {}
+            return change(pk, data)
+
+        return JSONResponse(await self.run(parse_and_change))
+
+    async def rename(self, request: Request) -> Response:
+        return await self._manage(request, self.storage.rename_conversation)
+
+    async def mark(self, request: Request) -> Response:
+        return await self._manage(request, self.storage.mark_conversation)
+
+    async def update(self, request: Request) -> Response:
+        return await self._manage(request, self.storage.update_conversation)
+
+    async def delete(self, request: Request) -> Response:
+        pk = int(request.path_params["pk"])
+        return JSONResponse(await self.run(self.storage.delete_conversation, pk))
+
+    # -- feedback ------------------------------------------------------------------------
+
+    async def feedbacks_list(self, request: Request) -> Response:
+        params = request.query_params
+        filters = FeedbackFilters.from_query(params)
+        page, page_size = _paging(params)
+        result = await self.run(
+            self.storage.list_feedbacks, filters, page=page, page_size=page_size
+        )
+        return _page_response(request, result)
+
+    async def feedback_detail(self, request: Request) -> Response:
+        found = await self.run(self.storage.get_feedback, int(request.path_params["pk"]))
+        if found is None:
+            raise NotFoundError("Not found.")
+        return JSONResponse(found)
 
     async def conversation_attachments(self, request: Request) -> Response:
         pk = int(request.path_params["pk"])
@@ -297,13 +341,20 @@ class Api:
         return file_response(*found)
 
 
-def _int_param(value: str | None, name: str, default: int) -> int:
-    if value is None or value == "":
-        return default
+def _paging(params: Mapping[str, str]) -> tuple[int, int]:
+    """``page`` (DRF: anything but a page number is a 404) and ``page_size`` (a 400)."""
     try:
-        return int(value)
+        page = int(params.get("page") or 1)
     except ValueError:
-        raise FieldValidationError({name: ["A valid integer is required."]}) from None
+        raise NotFoundError("Invalid page.") from None
+    size = query_int(params, "page_size")
+    return page, DEFAULT_PAGE_SIZE if size is None else size
+
+
+def _page_response(request: Request, result: dict[str, Any]) -> Response:
+    result["next"] = _page_url(request, result["next"])
+    result["previous"] = _page_url(request, result["previous"])
+    return JSONResponse(result)
 
 
 def _page_url(request: Request, page: int | None) -> str | None:
@@ -323,7 +374,12 @@ def _add_download_urls(request: Request, group: dict[str, Any]) -> None:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    detail = "Not found." if exc.status_code == 404 else str(exc.detail)
+    if exc.status_code == 404:
+        detail = "Not found."
+    elif exc.status_code == 405:
+        detail = f'Method "{request.method}" not allowed.'  # DRF's words
+    else:
+        detail = str(exc.detail)
     return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
 
@@ -370,6 +426,10 @@ def create_app(
         Route("/api/conversations/", ep(api.conversations_create), methods=["POST"]),
         Route("/api/conversations/", ep(api.conversations_list), methods=["GET"]),
         Route("/api/conversations/{pk:int}/", ep(api.conversation_detail), methods=["GET"]),
+        Route("/api/conversations/{pk:int}/rename/", ep(api.rename), methods=["PATCH"]),
+        Route("/api/conversations/{pk:int}/mark/", ep(api.mark), methods=["POST"]),
+        Route("/api/conversations/{pk:int}/update/", ep(api.update), methods=["PATCH"]),
+        Route("/api/conversations/{pk:int}/delete/", ep(api.delete), methods=["DELETE"]),
         Route(
             "/api/conversations/{pk:int}/attachments/",
             ep(api.conversation_attachments),
@@ -387,6 +447,8 @@ def create_app(
         Route("/api/attachments/", ep(api.attachments), methods=["POST"]),
         Route("/api/conversation-feedbacks/", ep(api.conversation_feedbacks), methods=["POST"]),
         Route("/api/feedbacks/", ep(api.feedbacks), methods=["POST"]),
+        Route("/api/feedbacks/", ep(api.feedbacks_list), methods=["GET"]),
+        Route("/api/feedbacks/{pk:int}/", ep(api.feedback_detail), methods=["GET"]),
         *pages.routes(),
     ]
 

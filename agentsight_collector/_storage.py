@@ -13,7 +13,8 @@ from typing import Any
 
 from agentsight_async._store import DEFAULT_AGENT_ID, Store
 
-from . import _queries
+from . import _queries, _stats
+from ._filters import ConversationFilters, FeedbackFilters
 
 
 class Storage(Store):
@@ -28,62 +29,88 @@ class Storage(Store):
         SchemaVersionError: the file was written by a newer schema.
     """
 
-    def lookup(self, conversation_id: str) -> int | None:
-        """The pk of the conversation *conversation_id*, or ``None`` if there is none."""
+    def lookup(self, conversation_id: str, *, include_deleted: bool = True) -> int | None:
+        """The pk of the conversation *conversation_id*, or ``None`` if there is none.
+
+        Args:
+            include_deleted: also find a soft-deleted conversation (the HTTP
+                ``lookup`` route does not, unless asked).
+        """
         with self.read() as conn:
-            return _queries.lookup(conn, DEFAULT_AGENT_ID, conversation_id)
+            return _queries.lookup(
+                conn, DEFAULT_AGENT_ID, conversation_id, include_deleted=include_deleted
+            )
 
     def list_conversations(
         self,
+        filters: ConversationFilters | None = None,
         *,
-        conversation_id: str | None = None,
-        customer_id: str | None = None,
-        started_at_after: str | None = None,
-        started_at_before: str | None = None,
-        environment: str | None = None,
-        name: str | None = None,
         page: int = 1,
         page_size: int = 50,
+        full: bool = False,
+        **criteria: Any,
     ) -> dict[str, Any]:
         """One page of conversations, newest activity first.
 
         Args:
-            conversation_id, customer_id, environment: exact matches.
-            name: a case-insensitive substring of the name.
-            started_at_after, started_at_before: ISO-8601 bounds on the start time.
+            filters: the filters, or ``None`` to build them from *criteria*.
             page, page_size: 1-based page number and its size (at most 1,000).
+            full: also give each row its ``transcript``, ``messages`` and
+                ``feedbacks`` (the HTTP route's default, as the backend's).
+            criteria: the fields of :class:`ConversationFilters` by name,
+                e.g. ``customer_id="u1", include_deleted=True``.
 
         Returns:
-            A DRF-style page ``{"count", "next", "previous", "results"}``;
-            ``next``/``previous`` are page numbers or ``None`` (the HTTP app
-            turns them into URLs).
+            A page ``{"count", "next", "previous", "page_size", "total_pages",
+            "current_page", "results"}``; ``next``/``previous`` are page
+            numbers or ``None`` (the HTTP app turns them into URLs).
+
+        Raises:
+            FieldValidationError: a bad bound, ``metadata`` filter or page size.
+            NotFoundError: *page* is past the last page.
+            TypeError: an unknown criterion.
+        """
+        chosen = filters if filters is not None else ConversationFilters(**criteria)
+        with self.read() as conn:
+            return _queries.list_conversations(
+                conn, chosen, page=page, page_size=page_size, full=full
+            )
+
+    def get_conversation(self, pk: int, *, full: bool = True) -> dict[str, Any] | None:
+        """Conversation *pk* (deleted or not) with its ordered ``transcript``.
+
+        Args:
+            full: with ``False`` only the conversation's own fields and counts.
+
+        Returns:
+            The conversation's fields, ``transcript`` (time, then insertion
+            order), ``messages`` and ``feedbacks``, or ``None`` if there is no
+            such conversation.
+        """
+        with self.read() as conn:
+            return _queries.get_conversation(conn, pk, full=full)
+
+    def list_feedbacks(
+        self, filters: FeedbackFilters | None = None, *, page: int = 1, page_size: int = 50
+    ) -> dict[str, Any]:
+        """One page of feedback, newest first (``GET /api/feedbacks/``).
+
+        Returns:
+            The page envelope of :meth:`list_conversations` plus ``counts``.
 
         Raises:
             FieldValidationError: a bad bound or page size.
             NotFoundError: *page* is past the last page.
         """
         with self.read() as conn:
-            return _queries.list_conversations(
-                conn,
-                conversation_id=conversation_id,
-                customer_id=customer_id,
-                started_at_after=started_at_after,
-                started_at_before=started_at_before,
-                environment=environment,
-                name=name,
-                page=page,
-                page_size=page_size,
+            return _queries.list_feedbacks(
+                conn, filters or FeedbackFilters(), page=page, page_size=page_size
             )
 
-    def get_conversation(self, pk: int) -> dict[str, Any] | None:
-        """Conversation *pk* with its ordered ``transcript`` (time, then insertion order).
-
-        Returns:
-            The conversation's fields, ``transcript``, ``messages`` and
-            ``feedbacks``, or ``None`` if there is no such conversation.
-        """
+    def get_feedback(self, pk: int) -> dict[str, Any] | None:
+        """Feedback *pk* as :meth:`list_feedbacks` shows it, or ``None``."""
         with self.read() as conn:
-            return _queries.get_conversation(conn, pk)
+            return _queries.get_feedback(conn, pk)
 
     def list_attachments(self, pk: int) -> list[dict[str, Any]] | None:
         """Attachment groups of conversation *pk* (file descriptors, no bytes).
@@ -103,3 +130,12 @@ class Storage(Store):
         """``(filename, mime_type, bytes)`` of attachment file *pk*, or ``None`` without bytes."""
         with self.read() as conn:
             return _queries.get_attachment(conn, pk)
+
+    def dashboard(self, *, environment: str | None = None) -> dict[str, Any]:
+        """The dashboard's numbers (see :func:`agentsight_collector._stats.dashboard`).
+
+        Args:
+            environment: only conversations of this environment.
+        """
+        with self.read() as conn:
+            return _stats.dashboard(conn, environment=environment)

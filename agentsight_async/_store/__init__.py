@@ -15,6 +15,7 @@ Modules, one job each::
     _schema.py    the schema and its append-only migrations
     _validate.py  request bodies -> normalised dicts, or DRF-shaped errors
     _writes.py    the REST writes, one transaction per item
+    _manage.py    rename, mark, update, soft delete and restore of a conversation
     _ingest.py    the ingest projection: spans -> transcript rows
     _rows.py      row helpers the two write paths share
     _timeutil.py  ``(timestamp as sent, UTC microseconds)`` pairs
@@ -35,11 +36,20 @@ from ._errors import (
 from ._rows import DEFAULT_AGENT_ID, loads
 from ._store import Files, Store
 from ._timeutil import us_from_iso
-from ._validate import ENVIRONMENTS
+from ._validate import (
+    ENVIRONMENTS,
+    FEEDBACK_SOURCES,
+    SENTIMENTS,
+    UPDATABLE_FIELDS,
+    to_bool,
+)
 
 __all__ = [
     "DEFAULT_AGENT_ID",
     "ENVIRONMENTS",
+    "FEEDBACK_SOURCES",
+    "SENTIMENTS",
+    "UPDATABLE_FIELDS",
     "FieldValidationError",
     "Files",
     "IngestValidationError",
@@ -48,5 +58,6 @@ __all__ = [
     "Store",
     "StoreError",
     "loads",
+    "to_bool",
     "us_from_iso",
 ]

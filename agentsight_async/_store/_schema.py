@@ -188,8 +188,35 @@ def _v2_idempotency_and_indexes(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v3_manage_conversations(conn: sqlite3.Connection) -> None:
+    """Managing conversations: marks, soft delete, feedback source.
+
+    ``is_marked`` and ``deleted_at`` (``NULL`` while the conversation is not
+    deleted) back the management routes; ``feedbacks.source`` tells feedback
+    sent through the API (``customer``: what an end user said, through the
+    host application) from feedback left on the collector's own pages
+    (``platform``), the ``feedback_source`` filter's two values.  Existing
+    rows become unmarked, not deleted, and customer feedback.  The indexes
+    serve the list's feedback and action filters.
+    """
+    _run_script(
+        conn,
+        """
+        ALTER TABLE conversations ADD COLUMN is_marked INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE conversations ADD COLUMN deleted_at TEXT;
+        ALTER TABLE feedbacks ADD COLUMN source TEXT NOT NULL DEFAULT 'customer';
+        CREATE INDEX ix_feedbacks_conv ON feedbacks (conversation);
+        CREATE INDEX ix_actions_name ON actions (action_name)
+        """,
+    )
+
+
 #: ``MIGRATIONS[i]`` upgrades a database from ``user_version == i`` to ``i + 1``.
-MIGRATIONS: Sequence[Migration] = (_v1_initial, _v2_idempotency_and_indexes)
+MIGRATIONS: Sequence[Migration] = (
+    _v1_initial,
+    _v2_idempotency_and_indexes,
+    _v3_manage_conversations,
+)
 LATEST_VERSION = len(MIGRATIONS)
 
 

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, TypeVar
 
-from . import _ingest, _schema, _validate, _writes
+from . import _ingest, _manage, _schema, _validate, _writes
 from ._errors import FieldValidationError
 from ._rows import DEFAULT_AGENT_ID
 from ._timeutil import now_iso
@@ -305,24 +305,94 @@ class Store:
         data: Mapping[str, Any],
         *,
         route: str = "feedbacks",
+        source: str = "customer",
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         """``POST /api/feedbacks/`` or the legacy ``POST /api/conversation-feedbacks/``.
 
         Args:
             route: ``"feedbacks"`` or ``"conversation-feedbacks"``.
+            source: ``"customer"`` (sent through the API, what an end user
+                said) or ``"platform"`` (left on the collector's pages).
 
         Returns:
-            ``{"id", "conversation", "kind", "sentiment"}``.
+            ``{"id", "conversation", "kind", "sentiment", "source"}``.
 
         Raises:
-            ValueError: *route* is neither.
+            ValueError: *route* or *source* is unknown.
         """
         if route not in ("feedbacks", "conversation-feedbacks"):
             raise ValueError(f"unknown feedback route {route!r}")
+        if source not in _validate.FEEDBACK_SOURCES:
+            raise ValueError(f"unknown feedback source {source!r}")
         valid = _validate.feedback(data, route=route)
         return self._idempotent(
             route,
             idempotency_key,
-            lambda conn: _writes.feedback(conn, DEFAULT_AGENT_ID, valid, route=route),
+            lambda conn: _writes.feedback(
+                conn, DEFAULT_AGENT_ID, valid, route=route, source=source
+            ),
         )
+
+    # -- managing conversations ------------------------------------------------------
+
+    def rename_conversation(self, pk: int, data: Mapping[str, Any]) -> dict[str, Any]:
+        """``PATCH /api/conversations/{pk}/rename/``: ``{"name"}`` (trimmed, 1-255 characters).
+
+        Returns:
+            The conversation's management view: ``id``, ``conversation_id``,
+            ``name``, ``customer_id``, ``device``, ``language``, ``metadata``,
+            ``environment``, ``is_marked``, ``is_deleted``, ``deleted_at``,
+            ``updated_at``.
+
+        Raises:
+            FieldValidationError: a bad body (400).
+            NotFoundError: no conversation *pk* (404).
+        """
+        return self._manage(pk, _validate.rename(data))
+
+    def mark_conversation(self, pk: int, data: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /api/conversations/{pk}/mark/``: ``{"is_marked": bool}``.
+
+        Returns and raises as :meth:`rename_conversation`.
+        """
+        return self._manage(pk, _validate.mark(data))
+
+    def update_conversation(self, pk: int, data: Mapping[str, Any]) -> dict[str, Any]:
+        """``PATCH /api/conversations/{pk}/update/``: any of ``name``, ``is_marked``,
+        ``customer_id``, ``device``, ``language``, ``metadata`` (``null`` clears
+        the last four; ``metadata`` is replaced whole).
+
+        Returns and raises as :meth:`rename_conversation`; a field that cannot
+        be updated, or an empty body, is a 400.
+        """
+        return self._manage(pk, _validate.conversation_update(data))
+
+    def _manage(self, pk: int, fields: Mapping[str, Any]) -> dict[str, Any]:
+        with self._write() as conn:
+            return _manage.set_fields(conn, DEFAULT_AGENT_ID, pk, fields)
+
+    def delete_conversation(self, pk: int) -> dict[str, Any]:
+        """``DELETE /api/conversations/{pk}/delete/``: soft delete.
+
+        The conversation is hidden from listings and ``lookup`` until
+        restored; it stays readable by pk, and tracking into it is still
+        stored (it stays deleted).  Deleting twice keeps the first
+        ``deleted_at``.
+
+        Returns:
+            The management view (``is_deleted`` true).
+
+        Raises:
+            NotFoundError: no conversation *pk* (404).
+        """
+        with self._write() as conn:
+            return _manage.set_deleted(conn, DEFAULT_AGENT_ID, pk, True)
+
+    def restore_conversation(self, pk: int) -> dict[str, Any]:
+        """Undo :meth:`delete_conversation` (the collector's pages offer it).
+
+        Returns and raises as :meth:`delete_conversation`.
+        """
+        with self._write() as conn:
+            return _manage.set_deleted(conn, DEFAULT_AGENT_ID, pk, False)

@@ -35,6 +35,13 @@ DEFAULT_ENVIRONMENT = "development"
 SENDERS = frozenset({"end_user", "agent", "system"})
 SENTIMENTS = frozenset({"positive", "neutral", "negative"})
 FEEDBACK_KINDS = frozenset({"conversation", "message", "agent"})
+#: Who left a feedback: an end user through the API, or someone on the collector's pages.
+FEEDBACK_SOURCES = frozenset({"customer", "platform"})
+#: What ``PATCH /api/conversations/{pk}/update/`` may change.
+UPDATABLE_FIELDS = ("name", "is_marked", "customer_id", "device", "language", "metadata")
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
 
 #: A block may set the conversation's own fields (:data:`CONVERSATION_FIELDS`) besides these.
 INGEST_BLOCK_KEYS = frozenset({"conversation_id", "spans", *CONVERSATION_FIELDS})
@@ -181,6 +188,93 @@ def conversation_ref(data: Mapping[str, Any], errors: Errors) -> dict[str, Any]:
 def require_conversation(ref: Mapping[str, Any], errors: Errors, *, via_message: bool) -> None:
     if ref["pk"] is None and ref["conversation_id"] is None and not via_message:
         errors.add("conversation", "Either 'conversation' (pk) or 'conversation_id' is required.")
+
+
+def to_bool(value: Any) -> bool | None:
+    """A boolean as DRF reads one (JSON ``true``, ``1``, ``"true"``, ``"on"``...), else ``None``."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+    return None
+
+
+def _req_bool(data: Mapping[str, Any], key: str, errors: Errors) -> bool:
+    if data.get(key) is None:
+        errors.add(key, "This field is required.")
+        return False
+    value = to_bool(data[key])
+    if value is None:
+        errors.add(key, "Must be a valid boolean.")
+        return False
+    return value
+
+
+def _name(data: Mapping[str, Any], errors: Errors) -> str:
+    """A conversation's new name: trimmed (as DRF trims), non-blank, at most 255 characters."""
+    name = req_str(data, "name", errors, max_len=None)
+    name = name.strip()
+    if len(name) > MAX_STR:
+        errors.add("name", f"Ensure this field has no more than {MAX_STR} characters.")
+    return name
+
+
+# -- management bodies ---------------------------------------------------------------
+
+
+def rename(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``PATCH /api/conversations/{pk}/rename/``: ``{"name"}``."""
+    errors = Errors()
+    name = _name(data, errors)
+    errors.raise_if_any()
+    return {"name": name}
+
+
+def mark(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``POST /api/conversations/{pk}/mark/``: ``{"is_marked"}``."""
+    errors = Errors()
+    is_marked = _req_bool(data, "is_marked", errors)
+    errors.raise_if_any()
+    return {"is_marked": is_marked}
+
+
+def conversation_update(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``PATCH /api/conversations/{pk}/update/``: any of :data:`UPDATABLE_FIELDS`.
+
+    A field sent as ``null`` is cleared (except ``name`` and ``is_marked``,
+    which cannot be null); a field that cannot be updated is refused rather
+    than ignored, so a typo never looks like a successful write.
+    """
+    errors = Errors()
+    out: dict[str, Any] = {}
+    for key in data:
+        if key not in UPDATABLE_FIELDS:
+            errors.add(
+                str(key)[:64],
+                f"This field cannot be updated; updatable: {', '.join(UPDATABLE_FIELDS)}.",
+            )
+    if "name" in data:
+        out["name"] = _name(data, errors)
+    if "is_marked" in data:
+        out["is_marked"] = _req_bool(data, "is_marked", errors)
+    for key in ("customer_id", "device", "language"):
+        if key in data:
+            out[key] = opt_str(data, key, errors)
+    if "metadata" in data:
+        out["metadata"] = opt_object(data, "metadata", errors)
+    if not data:
+        errors.add(
+            "non_field_errors",
+            f"Send at least one of: {', '.join(UPDATABLE_FIELDS)}.",
+        )
+    errors.raise_if_any()
+    return out
 
 
 # -- REST bodies ------------------------------------------------------------------

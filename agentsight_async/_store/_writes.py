@@ -266,7 +266,12 @@ def _complete_span_descriptor(
 
 
 def feedback(
-    conn: sqlite3.Connection, agent_id: int, data: Mapping[str, Any], *, route: str
+    conn: sqlite3.Connection,
+    agent_id: int,
+    data: Mapping[str, Any],
+    *,
+    route: str,
+    source: str = "customer",
 ) -> dict[str, Any]:
     conv: int | None = None
     ref = data["ref"]
@@ -286,7 +291,7 @@ def feedback(
         extra["message"] = data["message"]
     conn.execute(
         "INSERT INTO feedbacks (id, conversation, kind, sentiment, comment, metadata, extra, route,"
-        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             pk,
             conv,
@@ -296,7 +301,14 @@ def feedback(
             dumps(data["metadata"]),
             dumps(extra or None),
             route,
+            source,
             _timeutil.now_iso(),
         ),
     )
-    return {"id": pk, "conversation": conv, "kind": data["kind"], "sentiment": data["sentiment"]}
+    return {
+        "id": pk,
+        "conversation": conv,
+        "kind": data["kind"],
+        "sentiment": data["sentiment"],
+        "source": source,
+    }

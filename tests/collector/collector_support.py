@@ -115,3 +115,131 @@ def normalise(transcript: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
         elif kind == "attachment":
             out.append((kind, item["sender"], tuple(f["filename"] for f in item["files"])))
     return out
+
+
+# -- a known data set for the dashboard ------------------------------------------------
+
+#: What :func:`seed_dashboard` stores, as the dashboard must show it.
+DASHBOARD_EXPECTED = {
+    "totals": {
+        "conversations": 2,
+        "messages": 4,
+        "events": 10,  # 4 messages + 5 actions + 1 button
+        "actions": 5,
+        "action_errors": 1,
+        "total_tokens": 220,
+        "feedback": 3,
+    },
+    # UTC days 25..28 November: events and conversations started per day
+    "days": ["2026-11-25", "2026-11-26", "2026-11-27", "2026-11-28"],
+    "events": [4, 3, 0, 3],
+    "conversations": [1, 0, 0, 1],
+    "tokens": {"gpt-4o": (150, 30, 180), "claude-sonnet": (30, 10, 40)},
+    "latency": {"search": (200.0, 400.0), "lookup": (50.0, 50.0)},
+    "errors": {"search": (1, 4), "lookup": (0, 1)},
+    "feedback": {"positive": 2, "neutral": 0, "negative": 1},
+}
+
+
+def seed_dashboard(client: httpx.Client) -> dict[str, int]:
+    """Store the dashboard's known data set over HTTP; the two conversations' pks."""
+
+    def post(path: str, body: dict[str, Any], key: str | None = None) -> dict[str, Any]:
+        headers = {"Idempotency-Key": key} if key else {}
+        response = client.post(path, json=body, headers=headers)
+        assert response.status_code == 201, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    pks = {}
+    for cid, day, env in (("dash-a", "25", "production"), ("dash-b", "28", "development")):
+        pks[cid] = post(
+            "/api/conversations/",
+            {
+                "conversation_id": cid,
+                "name": f"Dashboard {cid[-1].upper()}",
+                "environment": env,
+                "timestamp": f"2026-11-{day}T09:00:00+00:00",
+            },
+        )["id"]
+
+    def at(day: str, minute: int) -> str:
+        return f"2026-11-{day}T10:{minute:02d}:00+00:00"
+
+    for cid, day, minute, sender in (
+        ("dash-a", "25", 1, "end_user"),
+        ("dash-a", "25", 2, "agent"),
+        ("dash-b", "28", 1, "end_user"),
+        ("dash-b", "28", 2, "agent"),
+    ):
+        post(
+            "/api/track/",
+            {
+                "conversation_id": cid,
+                "content": f"hello {minute}",
+                "sender": sender,
+                "timestamp": at(day, minute),
+            },
+        )
+    for day, minute, duration, error in (
+        ("25", 3, 100, None),
+        ("25", 4, 200, None),
+        ("26", 1, 300, "timeout"),
+        ("26", 2, 400, None),
+    ):
+        body = {
+            "conversation_id": "dash-a",
+            "action_name": "search",
+            "duration_ms": duration,
+            "timestamp": at(day, minute),
+        }
+        if error:
+            body["error_msg"] = error
+        post("/api/action_logs/", body)
+    post(
+        "/api/action_logs/",
+        {
+            "conversation_id": "dash-b",
+            "action_name": "lookup",
+            "duration_ms": 50,
+            "timestamp": at("28", 3),
+        },
+    )
+    post(
+        "/api/buttons/",
+        {
+            "conversation_id": "dash-a",
+            "button_event": "click",
+            "label": "Yes",
+            "value": "y",
+            "timestamp": at("26", 3),
+        },
+    )
+    for index, (cid, model, prompt, completion) in enumerate(
+        (
+            ("dash-a", "gpt-4o", 100, 20),
+            ("dash-b", "gpt-4o", 50, 10),
+            ("dash-b", "claude-sonnet", 30, 10),
+        )
+    ):
+        post(
+            "/api/action_logs/",
+            {
+                "conversation_id": cid,
+                "action_name": "token_usage",
+                "metadata": {
+                    "model": model,
+                    "prompt_tokens": prompt,
+                    "completion_tokens": completion,
+                    "total_tokens": prompt + completion,
+                },
+                "timestamp": at("28", 10 + index),
+            },
+            key=f"tokens-{index}",  # one call's usage each, not cumulative counters
+        )
+    for cid, sentiment in (("dash-a", "positive"), ("dash-b", "positive"), ("dash-b", "negative")):
+        post(
+            "/api/feedbacks/",
+            {"kind": "conversation", "conversation_id": cid, "sentiment": sentiment},
+        )
+    return pks

@@ -78,6 +78,51 @@ def test_old_version_database_is_migrated_and_keeps_its_rows(tmp_path: Path) -> 
     assert first["id"] > 0
 
 
+def test_a_v2_database_upgrades_to_v3_in_place(tmp_path: Path) -> None:
+    """Rows written before marks, soft delete and feedback sources keep working."""
+    path = tmp_path / "v2.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    _schema.migrate(conn, _schema.MIGRATIONS[:2])
+    for pk, cid in ((7, "old-a"), (8, "old-b")):
+        conn.execute(
+            "INSERT INTO conversations (id, agent_id, conversation_id, name, environment, "
+            "metadata, started_at, started_us, last_activity, last_activity_us, created_at, "
+            "updated_at) VALUES (?, 1, ?, 'Old', 'development', '{\"plan\":\"pro\"}', "
+            "'2026-01-01T00:00:00+00:00', 1767225600000000, '2026-01-01T00:00:00+00:00', "
+            "1767225600000000, 't', 't')",
+            (pk, cid),
+        )
+        conn.execute("INSERT INTO object_ids (id, kind) VALUES (?, 'conversation')", (pk,))
+    conn.execute(
+        "INSERT INTO feedbacks (id, conversation, kind, sentiment, route, created_at) "
+        "VALUES (9, 7, 'conversation', 'positive', 'feedbacks', '2026-01-01T00:00:00+00:00')"
+    )
+    conn.execute("INSERT INTO object_ids (id, kind) VALUES (9, 'feedback')")
+    conn.close()
+    with Storage(path) as storage:
+        assert storage.schema_version == _schema.LATEST_VERSION == 3
+        page = storage.list_conversations(metadata="plan:pro")
+        assert {
+            (c["conversation_id"], c["is_marked"], c["is_deleted"]) for c in page["results"]
+        } == {
+            ("old-a", False, False),
+            ("old-b", False, False),
+        }
+        assert storage.list_conversations(feedback_source="customer")["count"] == 1
+        assert storage.mark_conversation(7, {"is_marked": True})["is_marked"] is True
+        storage.delete_conversation(8)
+        assert [c["id"] for c in storage.list_conversations()["results"]] == [7]
+        assert storage.list_feedbacks()["results"][0]["source"] == "customer"
+    conn = sqlite3.connect(path)
+    try:
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(conversations)")}
+        assert {"is_marked", "deleted_at"} <= columns
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        assert {"ix_feedbacks_conv", "ix_actions_name"} <= indexes
+    finally:
+        conn.close()
+
+
 def test_database_from_a_newer_collector_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "new.sqlite"
     conn = sqlite3.connect(path)

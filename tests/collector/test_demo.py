@@ -16,8 +16,9 @@ def test_demo_runs_end_to_end_and_verifies(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], protocol: str
 ) -> None:
     db = tmp_path / "demo.db"
-    code = main(["demo", "--conversations", "6", "--turns", "2", "--protocol", protocol,
-                 "--db", str(db)])
+    code = main(
+        ["demo", "--conversations", "6", "--turns", "2", "--protocol", protocol, "--db", str(db)]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     assert "verification      OK" in out
@@ -28,9 +29,22 @@ def test_demo_runs_end_to_end_and_verifies(
 
 def test_demo_console_script(tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "agentsight_async", "demo", "--conversations", "3",
-         "--turns", "1", "--db", str(tmp_path / "d.db")],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "agentsight_async",
+            "demo",
+            "--conversations",
+            "3",
+            "--turns",
+            "1",
+            "--db",
+            str(tmp_path / "d.db"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "verification      OK" in out.stdout
