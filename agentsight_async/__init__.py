@@ -37,23 +37,36 @@ from ._exceptions import (
     NoConversationIdException,
     NoDataToSendException,
     NotFoundException,
+    RateLimitException,
     UnauthorizedException,
 )
 from ._exporters._base import Exporter
 from ._facade import ConversationTracker, conversation_tracker
 from ._tracker import AsyncConversationTracker
 from ._version import __version__
+from .api import (
+    AgentSightAPI,
+    AsyncAgentSightAPI,
+    AsyncConversationManager,
+    ConversationManager,
+    agentsight_api,
+    conversation_manager,
+)
 
 __all__ = [
+    "AgentSightAPI",
     "AgentSightApiJwtExpiredException",
     "AgentSightClientNotInitializedException",
     "AgentSightError",
     "ApiServerException",
+    "AsyncAgentSightAPI",
+    "AsyncConversationManager",
     "AsyncConversationTracker",
     "Batch",
     "ConfigurationError",
     "ConversationApiException",
     "ConversationBatch",
+    "ConversationManager",
     "ConversationNetworkException",
     "ConversationTracker",
     "ConversationTrackingException",
@@ -73,8 +86,11 @@ __all__ = [
     "NoDataToSendException",
     "NotFoundException",
     "Outcome",
+    "RateLimitException",
     "Settings",
     "UnauthorizedException",
     "__version__",
+    "agentsight_api",
+    "conversation_manager",
     "conversation_tracker",
 ]
