@@ -12,6 +12,10 @@ Async code awaits the same methods on :class:`AsyncConversationTracker`::
     async with AsyncConversationTracker() as tracker:
         async with tracker.conversation("chat-123"):
             await tracker.track_human_message("Hello!")
+
+Reading and managing what was tracked: :class:`AsyncAgentSightAPI` and
+:class:`AsyncConversationManager`, and the original blocking ``agentsight_api``
+and ``conversation_manager`` (see :mod:`agentsight_async.api`).
 """
 
 from ._config import Settings

@@ -62,6 +62,7 @@ class BlockingClient(Generic[CoreT]):
         self._options = options
         self._lock = threading.Lock()
         self._core: CoreT | None = None
+        self._configured: dict[str, Any] | None = None  # configure()'s options, until close()
         self._portal = LoopThread(f"agentsight-async-{type(self).__name__}")
         if not lazy:
             self._ready()
@@ -85,9 +86,12 @@ class BlockingClient(Generic[CoreT]):
     def configure(
         self, api_key: str | None = _UNSET, endpoint: str | None = _UNSET, **overrides: Any
     ) -> None:
-        """Change the key, endpoint or any setting; the next call uses them.
+        """Change the key, endpoint or any setting until :meth:`close`; the next call uses them.
 
-        Arguments not given keep their value.  The new settings are checked now.
+        Arguments not given keep the value in effect.  The new settings are
+        checked now, and nothing changes if they are invalid.  As with
+        ``ConversationTracker.configure``, :meth:`close` forgets them: the next
+        call starts from the constructor's arguments and the environment again.
 
         Raises:
             NoApiKeyException: ``api_key=None`` (as the original did), or no key at all.
@@ -96,20 +100,24 @@ class BlockingClient(Generic[CoreT]):
         if api_key is None:
             raise NoApiKeyException("API key cannot be None")
         given = {"api_key": api_key, "endpoint": endpoint, **overrides}
-        options = {**self._options, **{k: v for k, v in given.items() if v is not _UNSET}}
+        options = {
+            **(self._configured or self._options),
+            **{k: v for k, v in given.items() if v is not _UNSET},
+        }
         core = self._factory(**options)  # raises before anything changes
         self.close()
         with self._lock:
-            self._options, self._core = options, core
+            self._configured, self._core = options, core
 
     def close(self) -> None:
         """Close the connections and stop the loop thread.
 
-        The client can still be used: the next call starts them again (a lazy
-        client reads its configuration again).
+        The client can still be used: the next call starts them again, with
+        the constructor's arguments (a lazy client reads the environment
+        again; ``configure()`` changes are forgotten).
         """
         with self._lock:
-            core, self._core = self._core, None
+            core, self._core, self._configured = self._core, None, None
         if core is not None:
             try:
                 self._portal.call(core.aclose, core.call_timeout)

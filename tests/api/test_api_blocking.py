@@ -246,7 +246,12 @@ def test_configure_changes_settings_and_refuses_bad_ones_without_breaking() -> N
         with pytest.raises(ConfigurationError):
             api.configure(endpoint="memory://")
         assert api.fetch_conversations()["results"] == [{"id": 2}]  # still the good settings
-    assert len(first.requests) == 1
+        api.configure(request_timeout=3)  # what is not given keeps the value in effect
+        assert api.settings.api_endpoint == "https://second.test"
+        api.close()  # forgets configure(): back to the constructor's arguments
+        assert api.fetch_conversations()["results"] == [{"id": 1}]
+        assert api.settings.request_timeout == 15
+    assert len(first.requests) == 2
 
 
 def test_reprs_show_the_endpoint_and_never_the_key() -> None:
