@@ -17,8 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
 from .._config import Settings
 from .._exceptions import NoApiKeyException
@@ -50,16 +49,25 @@ def _page(params: dict[str, Any]) -> Callable[[AsyncAgentSightAPI], Awaitable[di
 
 
 class BlockingClient(Generic[CoreT]):
-    """What both blocking clients share: the core, its loop thread, configure and close.
+    """What both blocking clients share: the constructor, the core, its loop thread,
+    ``configure`` and ``close``.
 
-    *factory* builds the core from the stored constructor arguments.  With
-    ``lazy=False`` (the default) it is built now, so invalid settings or a
-    missing key raise in the constructor; with ``lazy=True`` on first use.
+    Subclasses name their async core class in ``_core_class``.  With
+    ``lazy=False`` (the default) the core is built now, so invalid settings or
+    a missing key raise in the constructor; with ``lazy=True`` on first use.
     """
 
-    def __init__(self, factory: Callable[..., CoreT], lazy: bool, options: dict[str, Any]) -> None:
-        self._factory = factory
-        self._options = options
+    _core_class: ClassVar[type[AsyncApiClient]]
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        endpoint: str | None = None,
+        *,
+        lazy: bool = False,
+        **options: Any,
+    ) -> None:
+        self._options: dict[str, Any] = {"api_key": api_key, "endpoint": endpoint, **options}
         self._lock = threading.Lock()
         self._core: CoreT | None = None
         self._configured: dict[str, Any] | None = None  # configure()'s options, until close()
@@ -72,6 +80,9 @@ class BlockingClient(Generic[CoreT]):
             if self._core is None:
                 self._core = self._factory(**self._options)
             return self._core
+
+    def _factory(self, **options: Any) -> CoreT:
+        return cast(CoreT, self._core_class(**options))
 
     def _call(self, fn: Callable[[CoreT], Awaitable[T]]) -> T:
         """Run ``fn(core)`` on the loop thread and wait for it (at most ``core.call_timeout``)."""
@@ -127,12 +138,7 @@ class BlockingClient(Generic[CoreT]):
     def __enter__(self: S) -> S:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -156,17 +162,7 @@ class AgentSightAPI(BlockingClient[AsyncAgentSightAPI]):
     original returned one shared instance).
     """
 
-    def __init__(
-        self,
-        api_key: str | None = None,
-        endpoint: str | None = None,
-        *,
-        lazy: bool = False,
-        **options: Any,
-    ) -> None:
-        super().__init__(
-            AsyncAgentSightAPI, lazy, {"api_key": api_key, "endpoint": endpoint, **options}
-        )
+    _core_class = AsyncAgentSightAPI
 
     def fetch_conversations(
         self,
@@ -224,17 +220,7 @@ class ConversationManager(BlockingClient[AsyncConversationManager]):
     ``conversation_manager`` is lazy.
     """
 
-    def __init__(
-        self,
-        api_key: str | None = None,
-        endpoint: str | None = None,
-        *,
-        lazy: bool = False,
-        **options: Any,
-    ) -> None:
-        super().__init__(
-            AsyncConversationManager, lazy, {"api_key": api_key, "endpoint": endpoint, **options}
-        )
+    _core_class = AsyncConversationManager
 
     def submit_feedback(
         self,
