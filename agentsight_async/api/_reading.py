@@ -134,8 +134,8 @@ class AsyncAgentSightAPI(AsyncApiClient):
         A pk is read from ``GET /api/conversations/{pk}/`` (the conversation
         with its transcript); a ``conversation_id`` is looked up as the original
         client did, through the list filter, and the (first) match of that page
-        is returned as the list shows it.  Soft-deleted conversations are found
-        by pk only.
+        is returned as the list shows it (so a soft-deleted conversation is not
+        found by its ``conversation_id``: lists hide it).
 
         Raises:
             NotFoundException: no such conversation.
@@ -178,10 +178,11 @@ class AsyncAgentSightAPI(AsyncApiClient):
         if not results:
             raise NotFoundException(f"Conversation with conversation_id '{ref}' not found")
         if len(results) > 1:
+            # the id itself is not logged: it may be the user's own identifier (an email...)
             logger.warning(
-                "agentsight_async: %d conversations have conversation_id %r; returning the first",
+                "agentsight_async: %d conversations have the conversation_id asked for; "
+                "returning the first",
                 len(results),
-                ref,
             )
         first: dict[str, Any] = results[0]
         return first

@@ -168,11 +168,12 @@ class ApiHttp:
         await self._clients.aclose()
 
 
-#: The message of a 401/403/404 whose body has no ``detail`` (the original's).
-_DEFAULT_MESSAGES: Final = {
-    401: "Invalid or missing API key",
-    403: "Access forbidden - not authorized to access this resource",
-    404: "Resource not found",
+#: The classes of 401/403/404, and their message when the body has no ``detail`` (the
+#: original client's words).
+_BY_STATUS: Final[dict[int, tuple[type[ConversationApiException], str]]] = {
+    401: (UnauthorizedException, "Invalid or missing API key"),
+    403: (ForbiddenException, "Access forbidden - not authorized to access this resource"),
+    404: (NotFoundException, "Resource not found"),
 }
 
 
@@ -192,11 +193,10 @@ def api_error(response: httpx.Response, retry_after_cap: float) -> ConversationA
     status = response.status_code
     body = parse_body(response)
     detail = error_detail(response).removeprefix(f"HTTP {status}").removeprefix(": ")
-    if status in _DEFAULT_MESSAGES:
+    if status in _BY_STATUS:
+        cls, default = _BY_STATUS[status]
         given = body.get("detail") if isinstance(body, dict) else None
-        message = redact(given) if isinstance(given, str) else _DEFAULT_MESSAGES[status]
-        cls = {404: NotFoundException, 401: UnauthorizedException, 403: ForbiddenException}
-        return cls[status](message, response_data=body)
+        return cls(redact(given) if isinstance(given, str) else default, response_data=body)
     message = f"API error ({status}): {detail or 'Unknown error'}"
     if status == 429:
         wait = retry_after_seconds(response.headers, time.time(), retry_after_cap)
