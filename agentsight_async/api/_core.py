@@ -32,7 +32,9 @@ def api_settings(
         ConfigurationError: an invalid value, or an endpoint that is not
             ``http(s)://`` (reading needs an AgentSight server, such as the local
             collector).
-        NoApiKeyException: no API key was given or configured.
+        NoApiKeyException: no API key was given or configured, and the endpoint
+            needs one (a collector on this machine, ``agentsight-async serve
+            --dev``, does not: the same rule as the tracker's).
     """
     if settings is None:
         settings = load_settings(api_key=api_key, api_endpoint=endpoint, **overrides)
@@ -42,7 +44,7 @@ def api_settings(
             f"http(s):// AgentSight endpoint (such as the local collector, "
             f"`agentsight-async serve`), not {settings.scheme}://"
         )
-    if settings.api_key is None:
+    if settings.api_key is None and settings.needs_api_key:
         raise NoApiKeyException()
     return settings
 

@@ -44,7 +44,8 @@ class AsyncAgentSightAPI(AsyncApiClient):
             (``request_timeout=5``, ``verify_tls=False``...).
 
     Raises:
-        NoApiKeyException: no API key was given or configured.
+        NoApiKeyException: no API key was given or configured (needed unless the
+            endpoint is a collector on this machine).
         ConfigurationError: an invalid setting, or an endpoint that is not http(s).
     """
 

@@ -1,9 +1,10 @@
 """HTTP for the reading and managing clients: GETs retried, writes sent once, errors mapped.
 
-The pieces are the SDK's own, shared with the exporters: one
-``httpx.AsyncClient`` per event loop (``ClientHolder``: keep-alive, the
-request timeout, ``transport=`` injectable), URLs joined with one slash, JSON
-bodies serialised the same way, answers parsed with credentials scrubbed, and
+The pieces are the SDK's own, shared with the exporters (``_exporters._client``,
+``_redaction``, ``_retry``): one ``httpx.AsyncClient`` per event loop
+(``ClientHolder``: keep-alive, the request timeout, ``transport=`` injectable),
+URLs joined with one slash, JSON bodies serialised the same way, answers parsed
+with credentials scrubbed, httpx's log records of our requests redacted, and
 the retry policy of ``_exporters._retry`` (transport errors, 408/429/5xx,
 ``Retry-After`` in seconds or as an HTTP-date, clamped; full-jitter backoff).
 
@@ -42,17 +43,16 @@ from .._exceptions import (
     RateLimitException,
     UnauthorizedException,
 )
-from .._exporters._http import (
+from .._exporters._client import (
     JSON_CONTENT_TYPE,
     ClientHolder,
     api_url,
     dumps,
     error_detail,
-    install_redaction,
     parse_body,
-    redact,
     warn_if_insecure,
 )
+from .._exporters._redaction import install_redaction, our_request, redact
 from .._exporters._retry import RetryFailure, is_success, retry_after_seconds, send_with_retry
 from .._stats import Stats
 
@@ -150,10 +150,11 @@ class ApiHttp:
         headers = {"Content-Type": JSON_CONTENT_TYPE}
         timeout = self.settings.request_timeout
         try:
-            return await asyncio.wait_for(
-                client.request(method, url, params=params, content=content, headers=headers),
-                timeout,
-            )
+            with our_request():  # httpx's and httpcore's records of it get redacted
+                return await asyncio.wait_for(
+                    client.request(method, url, params=params, content=content, headers=headers),
+                    timeout,
+                )
         except asyncio.TimeoutError:
             # A TransportError, so the retry policy treats it like httpx's own timeouts.
             raise httpx.TimeoutException(f"no answer within {timeout} s") from None

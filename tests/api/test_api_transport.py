@@ -349,6 +349,16 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     )
 
 
+async def test_a_collector_on_this_machine_needs_no_key() -> None:
+    """The tracker's rule: ``agentsight-async serve --dev`` accepts requests without one."""
+    script = Script(reply(200, OK_PAGE))
+    api = AsyncAgentSightAPI(endpoint="http://127.0.0.1:8765", transport=script.transport)
+    await api.fetch_conversations()
+    assert "Authorization" not in script.requests[0].headers
+    with pytest.raises(NoApiKeyException):
+        AsyncAgentSightAPI(endpoint="http://collector.example:8765")
+
+
 @pytest.mark.parametrize("endpoint", ["sqlite:///x.db", "memory://", "ftp://host"])
 def test_reading_needs_an_http_endpoint(endpoint: str) -> None:
     with pytest.raises(ConfigurationError, match="AGENTSIGHT_API_ENDPOINT"):
