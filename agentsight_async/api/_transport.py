@@ -43,15 +43,7 @@ from .._exceptions import (
     RateLimitException,
     UnauthorizedException,
 )
-from .._exporters._client import (
-    JSON_CONTENT_TYPE,
-    ClientHolder,
-    api_url,
-    dumps,
-    error_detail,
-    parse_body,
-    warn_if_insecure,
-)
+from .._exporters import _client as wire
 from .._exporters._redaction import install_redaction, our_request, redact
 from .._exporters._retry import RetryFailure, is_success, retry_after_seconds, send_with_retry
 from .._stats import Stats
@@ -85,11 +77,11 @@ class ApiHttp:
         self.settings = settings
         self.retry_budget = retry_budget
         self.stats = Stats()
-        self._clients = ClientHolder(settings, transport)
+        self._clients = wire.ClientHolder(settings, transport)
         self._sleep = sleep
         self._clock = clock
         install_redaction()
-        warn_if_insecure(settings.api_endpoint)
+        wire.warn_if_insecure(settings.api_endpoint)
 
     def deadline(self) -> float:
         """When a call starting now stops retrying (a ``clock()`` value)."""
@@ -103,7 +95,7 @@ class ApiHttp:
         """
         deadline = max(deadline, self._clock() + MIN_ATTEMPT_WINDOW)
         client = self._clients.get()
-        url = api_url(self.settings.api_endpoint, route)
+        url = wire.api_url(self.settings.api_endpoint, route)
         outcome = await send_with_retry(
             lambda: self._send(client, "GET", url, params=params),
             deadline=deadline,
@@ -124,8 +116,8 @@ class ApiHttp:
     async def write(self, method: str, route: str, body: dict[str, Any] | None) -> Any:
         """*method* (POST, PATCH, DELETE) *route* with a JSON *body*, sent exactly once."""
         client = self._clients.get()
-        url = api_url(self.settings.api_endpoint, route)
-        content = None if body is None else dumps(body)
+        url = wire.api_url(self.settings.api_endpoint, route)
+        content = None if body is None else wire.dumps(body)
         self.stats.requests += 1
         try:
             response = await self._send(client, method, url, content=content)
@@ -147,7 +139,7 @@ class ApiHttp:
         params: dict[str, Any] | None = None,
         content: bytes | None = None,
     ) -> httpx.Response:
-        headers = {"Content-Type": JSON_CONTENT_TYPE}
+        headers = {"Content-Type": wire.JSON_CONTENT_TYPE}
         timeout = self.settings.request_timeout
         try:
             with our_request():  # httpx's and httpcore's records of it get redacted
@@ -161,7 +153,7 @@ class ApiHttp:
 
     def _answer(self, response: httpx.Response) -> Any:
         if is_success(response.status_code):
-            return parse_body(response)
+            return wire.parse_body(response)
         raise api_error(response, self.settings.retry_after_cap)
 
     async def aclose(self) -> None:
@@ -192,8 +184,8 @@ def api_error(response: httpx.Response, retry_after_cap: float) -> ConversationA
     credentials scrubbed), and no credential in its message.
     """
     status = response.status_code
-    body = parse_body(response)
-    detail = error_detail(response).removeprefix(f"HTTP {status}").removeprefix(": ")
+    body = wire.parse_body(response)
+    detail = wire.error_detail(response).removeprefix(f"HTTP {status}").removeprefix(": ")
     if status in _BY_STATUS:
         cls, default = _BY_STATUS[status]
         given = body.get("detail") if isinstance(body, dict) else None
