@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import httpx
 
 from .._config import Settings, load_settings
 from .._exceptions import ConfigurationError, NoApiKeyException
-from ._transport import READ_RETRY_BUDGET, ApiHttp, Clock, Sleep
+
+if TYPE_CHECKING:
+    from ._transport import ApiHttp
+
+#: Default seconds a reading call may keep retrying (constructor ``retry_budget=``).
+READ_RETRY_BUDGET: Final = 10.0
+
+Sleep = Callable[[float], Awaitable[None]]
+Clock = Callable[[], float]
 
 #: Seconds a blocking call waits beyond the async call's own bounds before giving up:
 #: those bounds always end it first; this only keeps a bug from hanging the caller.
@@ -70,7 +79,11 @@ class AsyncApiClient:
         **overrides: Any,
     ) -> None:
         checked = api_settings(api_key, endpoint, settings, overrides)
-        self._http = ApiHttp(
+        # Imported with the first client, as exporters are: importing the package (and a
+        # tracker on memory:// or sqlite:///) never loads the HTTP client modules.
+        from ._transport import ApiHttp
+
+        self._http: ApiHttp = ApiHttp(
             checked, transport=transport, retry_budget=retry_budget, sleep=sleep, clock=clock
         )
 

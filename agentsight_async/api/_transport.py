@@ -48,14 +48,8 @@ from .._exporters._redaction import install_redaction, our_request, redact
 from .._exporters._retry import RetryFailure, is_success, retry_after_seconds, send_with_retry
 from .._stats import Stats
 
-#: Default seconds a reading call may keep retrying (constructor ``retry_budget=``).
-READ_RETRY_BUDGET: Final = 10.0
-
 #: Lets a request whose call is past its deadline still be tried once.
 MIN_ATTEMPT_WINDOW: Final = 0.001
-
-Sleep = Callable[[float], Awaitable[None]]
-Clock = Callable[[], float]
 
 
 class ApiHttp:
@@ -69,10 +63,10 @@ class ApiHttp:
         self,
         settings: Settings,
         *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        retry_budget: float = READ_RETRY_BUDGET,
-        sleep: Sleep = asyncio.sleep,
-        clock: Clock = time.monotonic,
+        transport: httpx.AsyncBaseTransport | None,
+        retry_budget: float,
+        sleep: Callable[[float], Awaitable[None]],
+        clock: Callable[[], float],
     ) -> None:
         self.settings = settings
         self.retry_budget = retry_budget
