@@ -129,7 +129,7 @@ class BlockingClient(Generic[CoreT]):
         """
         with self._lock:
             core, self._core, self._configured = self._core, None, None
-        if core is not None:
+        if core is not None and self._portal.running:  # else no connection was ever opened
             try:
                 self._portal.call(core.aclose, core.call_timeout)
             finally:

@@ -45,6 +45,11 @@ class LoopThread:
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
 
+    @property
+    def running(self) -> bool:
+        """True while the loop thread of this process is up (started and not stopped)."""
+        return self._loop is not None and self._pid == os.getpid()
+
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._pid != os.getpid():  # forked: the parent's thread is not here

@@ -166,6 +166,7 @@ def test_the_loop_thread_gives_up_at_its_deadline_and_cancels_the_work() -> None
 def test_the_loop_thread_starts_on_first_call_and_close_stops_it() -> None:
     script = Script(page([]))
     api = AgentSightAPI(KEY, BASE, transport=script.transport)
+    api.close()  # never used: nothing to close, no thread started for it
     assert not _threads("agentsight-async-AgentSightAPI")
     api.fetch_conversations()
     (thread,) = _threads("agentsight-async-AgentSightAPI")
