@@ -12,6 +12,10 @@ Async code awaits the same methods on :class:`AsyncConversationTracker`::
     async with AsyncConversationTracker() as tracker:
         async with tracker.conversation("chat-123"):
             await tracker.track_human_message("Hello!")
+
+Reading and managing what was tracked: :class:`AsyncAgentSightAPI` and
+:class:`AsyncConversationManager`, and the original blocking ``agentsight_api``
+and ``conversation_manager`` (see :mod:`agentsight_async.api`).
 """
 
 from ._config import Settings
@@ -38,23 +42,36 @@ from ._exceptions import (
     NoConversationIdException,
     NoDataToSendException,
     NotFoundException,
+    RateLimitException,
     UnauthorizedException,
 )
 from ._exporters._base import Exporter
 from ._facade import ConversationTracker, conversation_tracker
 from ._tracker import AsyncConversationTracker
 from ._version import __version__
+from .api import (
+    AgentSightAPI,
+    AsyncAgentSightAPI,
+    AsyncConversationManager,
+    ConversationManager,
+    agentsight_api,
+    conversation_manager,
+)
 
 __all__ = [
+    "AgentSightAPI",
     "AgentSightApiJwtExpiredException",
     "AgentSightClientNotInitializedException",
     "AgentSightError",
     "ApiServerException",
+    "AsyncAgentSightAPI",
+    "AsyncConversationManager",
     "AsyncConversationTracker",
     "Batch",
     "ConfigurationError",
     "ConversationApiException",
     "ConversationBatch",
+    "ConversationManager",
     "ConversationNetworkException",
     "ConversationTracker",
     "ConversationTrackingException",
@@ -75,8 +92,11 @@ __all__ = [
     "NoDataToSendException",
     "NotFoundException",
     "Outcome",
+    "RateLimitException",
     "Settings",
     "UnauthorizedException",
     "__version__",
+    "agentsight_api",
+    "conversation_manager",
     "conversation_tracker",
 ]

@@ -17,12 +17,13 @@ complete, raises - one of these::
      │    ├── ConversationApiException       the backend answered an error status
      │    │    ├── NotFoundException         404
      │    │    ├── UnauthorizedException     401
-     │    │    └── ForbiddenException        403
+     │    │    ├── ForbiddenException        403
+     │    │    ├── RateLimitException        429, with the server's ``retry_after``
+     │    │    └── ApiServerException        5xx (a reading call: after its retries)
      │    └── ConversationNetworkException   the backend could not be reached in time
      ├── MissingConversationIdException (ValueError)
      │    └── NoConversationIdException
      ├── NoDataToSendException               send_tracked_data() with nothing tracked
-     ├── ApiServerException                  the backend failed (5xx) a reading call
      ├── AgentSightApiJwtExpiredException    kept for the original's name
      ├── AgentSightClientNotInitializedException (RuntimeError)
      ├── DeliveryError                       given to on_error for lost events, never raised
@@ -140,6 +141,36 @@ class ForbiddenException(ConversationApiException):
         super().__init__(message, 403, response_data)
 
 
+class RateLimitException(ConversationApiException):
+    """The backend answered 429: too many requests for now.
+
+    ``retry_after`` is how many seconds the server asked to wait (its
+    ``Retry-After`` header, seconds or HTTP-date, clamped to
+    ``AGENTSIGHT_RETRY_AFTER_CAP``), or None when it did not say.  A reading
+    call raises it only once its own retries are used up; a write (feedback,
+    rename, mark, update, delete) raises it at once, because a write is never
+    replayed automatically - whether to send it again is the caller's decision.
+    """
+
+    def __init__(
+        self,
+        message: str = "Too many requests",
+        retry_after: float | None = None,
+        response_data: Any = None,
+    ) -> None:
+        super().__init__(message, 429, response_data)
+        self.retry_after = retry_after
+
+
+class ApiServerException(ConversationApiException):
+    """The backend failed a reading or managing call (5xx; a read after its retries).
+
+    A :class:`ConversationApiException`, as the original client raised for a
+    5xx, so ``except ConversationApiException`` written for it still catches
+    this; ``status_code`` is the last answer's status.
+    """
+
+
 class ConversationNetworkException(ConversationTrackingException):
     """A blocking call could not reach the backend (or got no answer in time)."""
 
@@ -160,10 +191,6 @@ class NoDataToSendException(AgentSightError):
 
     def __init__(self, message: str = "No tracked data found for conversation.") -> None:
         super().__init__(message)
-
-
-class ApiServerException(AgentSightError):
-    """The backend failed a reading or managing call (a 5xx answer, after retries)."""
 
 
 class AgentSightApiJwtExpiredException(AgentSightError):
@@ -220,5 +247,6 @@ __all__ = [
     "NoConversationIdException",
     "NoDataToSendException",
     "NotFoundException",
+    "RateLimitException",
     "UnauthorizedException",
 ]

@@ -1,0 +1,143 @@
+"""``AsyncConversationManager``: feedback, rename, mark, update, soft delete (async)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import _params as p
+from ._core import AsyncApiClient
+
+ROUTE_LOOKUP = "api/conversations/lookup/"
+#: The original client's feedback route (§2.3); 0.1.4 posts ``/api/feedbacks/`` instead.
+ROUTE_FEEDBACK = "api/conversation-feedbacks/"
+
+
+def _route(pk: int, action: str) -> str:
+    return f"api/conversations/{pk}/{action}/"
+
+
+class AsyncConversationManager(AsyncApiClient):
+    """Manage tracked conversations: the original ``ConversationManager``, as coroutines.
+
+    ::
+
+        async with AsyncConversationManager() as manager:   # AGENTSIGHT_API_KEY / _ENDPOINT
+            await manager.submit_feedback("chat-123", "positive", comment="Solved!")
+            await manager.rename_conversation("chat-123", "Refund for A-1001")
+
+    A conversation is named by its pk (``int``) or its ``conversation_id``
+    (``str``); a string is resolved to the pk with ``GET
+    /api/conversations/lookup/`` (a read: retried like every read).  The
+    writes themselves are **sent exactly once**: a throttled write raises
+    :class:`~agentsight_async.RateLimitException` with ``retry_after``, a
+    failed one its error, and nothing is replayed behind your back.
+
+    Takes the constructor arguments of
+    :class:`~agentsight_async.AsyncAgentSightAPI`.
+
+    Every method returns the server's answer (``{}`` for an empty one) and
+    raises, besides the input errors it names:
+    :class:`~agentsight_async.NotFoundException` (no such conversation),
+    ``UnauthorizedException``, ``ForbiddenException`` (e.g. a read-only key),
+    ``RateLimitException``, ``ApiServerException``, ``ConversationApiException``
+    (another 4xx, with ``status_code`` and ``response_data``), or
+    ``ConversationNetworkException``.
+    """
+
+    async def submit_feedback(
+        self,
+        conversation_id: int | str,
+        sentiment: p.Sentiment | str,
+        comment: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Record end-user feedback on a conversation (``POST /api/conversation-feedbacks/``).
+
+        Args:
+            conversation_id: the ``conversation_id`` (sent as is, the server
+                resolves it) or the pk.
+            sentiment: ``positive``, ``neutral`` or ``negative`` (or an enum of them).
+            comment: optional text, at most 5000 characters.
+            metadata: optional JSON-serialisable dict (the AgentSight backend
+                accepts but discards it on this route, protocol §5.8).
+
+        Raises:
+            InvalidConversationDataException: an invalid sentiment, comment or
+                metadata (nothing was sent).
+            MissingConversationIdException: *conversation_id* is empty.
+        """
+        ref = p.reference(conversation_id)
+        body = p.feedback_body(ref, sentiment, comment, metadata)
+        return await self._write("POST", ROUTE_FEEDBACK, body)
+
+    async def rename_conversation(self, conversation_id: int | str, name: str) -> dict[str, Any]:
+        """Rename a conversation (``PATCH /api/conversations/{pk}/rename/``).
+
+        Args:
+            conversation_id: pk or ``conversation_id``.
+            name: the new name: not blank, at most 255 characters; sent stripped.
+
+        Raises:
+            InvalidConversationDataException: an invalid name (nothing was sent).
+        """
+        ref = p.reference(conversation_id)
+        body = {"name": p.new_name(name, required=True)}
+        return await self._write("PATCH", "rename", body, ref)
+
+    async def mark_conversation(
+        self, conversation_id: int | str, is_marked: bool
+    ) -> dict[str, Any]:
+        """Mark (``True``) or unmark (``False``) a conversation (``POST .../{pk}/mark/``)."""
+        ref = p.reference(conversation_id)
+        return await self._write("POST", "mark", {"is_marked": bool(is_marked)}, ref)
+
+    async def delete_conversation(self, conversation_id: int | str) -> dict[str, Any]:
+        """Soft-delete a conversation (``DELETE /api/conversations/{pk}/delete/``).
+
+        The conversation is hidden from lists unless they ask for
+        ``include_deleted=True``, and still readable by its pk.
+        """
+        ref = p.reference(conversation_id)
+        return await self._write("DELETE", "delete", None, ref)
+
+    async def update_conversation(
+        self,
+        conversation_id: int | str,
+        name: str | None = None,
+        is_marked: bool | None = None,
+        customer_id: str | None = None,
+        device: str | None = None,
+        language: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Change several fields at once (``PATCH /api/conversations/{pk}/update/``).
+
+        Only the fields given (not None) are sent; ``metadata`` replaces the
+        stored document.
+
+        Raises:
+            InvalidConversationDataException: an invalid field (nothing was sent).
+            ValueError: no field was given.
+        """
+        ref = p.reference(conversation_id)
+        body = p.update_body(name, is_marked, customer_id, device, language, metadata)
+        return await self._write("PATCH", "update", body, ref)
+
+    async def _write(
+        self,
+        method: str,
+        action: str,
+        body: dict[str, Any] | None,
+        ref: int | str | None = None,
+    ) -> dict[str, Any]:
+        """Send one write; *action* is a route, or a per-conversation action when *ref* is given."""
+        if ref is not None:
+            pk = ref
+            if isinstance(ref, str):
+                found = await self._http.get(
+                    ROUTE_LOOKUP, {"conversation_id": ref}, self._http.deadline()
+                )
+                pk = p.lookup_pk(found, ref)
+            action = _route(int(pk), action)
+        answer: dict[str, Any] = await self._http.write(method, action, body)
+        return answer
