@@ -162,6 +162,7 @@ class HttpExporter(Exporter):
             what=f"POST /{route}",
             sleep=self._sleep,
             clock=self._clock,
+            delivery=True,
         )
 
     def gave_up(self, route: str, failure: RetryFailure) -> Outcome:

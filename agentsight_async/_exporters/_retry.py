@@ -38,7 +38,7 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState
 
 from .._config import Settings
-from .._stats import Stats
+from .._stats import Stats, Throttle
 from ._redaction import redact
 
 logger = logging.getLogger("agentsight_async")
@@ -202,6 +202,7 @@ async def send_with_retry(
     clock: Callable[[], float] = time.monotonic,
     wall_clock: Callable[[], float] = time.time,
     rand: Callable[[], float] = random.random,
+    delivery: bool = False,
 ) -> httpx.Response | RetryFailure:
     """Call *send* until it answers something final, within *deadline*.
 
@@ -212,25 +213,29 @@ async def send_with_retry(
     ``stats.retried`` every retry.  No attempt starts at or after *deadline*
     (a ``time.monotonic()`` value, or whatever *clock* returns).
 
-    Outages show while they last: a failed attempt sets ``last_error`` and,
-    when delivery starts failing, logs one warning (:meth:`Stats.attempt_failed`).
-    A 429 pauses every request of the exporter (:class:`Throttle`); time spent
-    paused is not taken from the *deadline*, so a throttled event waits rather
-    than being dropped.
+    With *delivery* (a request carrying tracked events, from an exporter):
+    outages show while they last - a failed attempt sets ``last_error`` and,
+    when delivery starts failing, logs one warning (:meth:`Stats.attempt_failed`)
+    - and a 429 pauses every request of the exporter (:class:`Throttle`), the
+    time paused not taken from the *deadline*, so a throttled event waits
+    rather than being dropped.  Without it (a user's read call) a 429 is
+    retried like any other "not now", within the deadline.
     """
     if clock() >= deadline:
         return RetryFailure(RETRIES_EXHAUSTED, 0)
-    throttle = stats.throttle
+    throttle = stats.throttle if delivery else None
     paused = 0.0  # seconds waited for the throttle: not counted against the deadline
 
     async def wait_for_allowance() -> None:
         nonlocal paused
+        if throttle is None:
+            return
         pause = throttle.delay(clock())
         if pause > 0:
             paused += pause
             await sleep(pause)
 
-    def throttle_pause(response: httpx.Response) -> float:
+    def throttle_pause(response: httpx.Response, throttle: Throttle) -> float:
         # Retry-After is the earliest the allowance has room again; up to half as much
         # again at random spreads a fleet's returns.  Without it: backoff (jittered).
         hinted = retry_after_seconds(response.headers, wall_clock(), settings.retry_after_cap)
@@ -239,6 +244,8 @@ async def send_with_retry(
         return backoff(throttle.level + 1, rand)
 
     def observe(outcome: httpx.Response | BaseException) -> None:
+        if throttle is None:
+            return
         if isinstance(outcome, httpx.Response):
             status = outcome.status_code
             if is_success(status):
@@ -247,7 +254,7 @@ async def send_with_retry(
             if not should_retry(status):
                 return  # a final answer the caller classifies, not an outage
             if status == 429:
-                throttle.throttled(throttle_pause(outcome), clock())
+                throttle.throttled(throttle_pause(outcome, throttle), clock())
         stats.attempt_failed(redact(f"{what}: {describe_outcome(outcome)}"))
 
     # The first attempt runs without tenacity: setting up its machinery costs
@@ -295,7 +302,7 @@ async def send_with_retry(
     def wait(rs: RetryCallState) -> float:
         nonlocal paused
         last = _last(rs)
-        if isinstance(last, httpx.Response) and last.status_code == 429:
+        if throttle is not None and isinstance(last, httpx.Response) and last.status_code == 429:
             pause = throttle.delay(clock())  # the exporter-wide pause, not the budget's
             paused += pause
             return pause

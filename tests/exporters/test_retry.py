@@ -132,6 +132,7 @@ async def run(send: Any, clock: Any, settings: Any, stats: Stats, budget: float 
         clock=clock,
         wall_clock=lambda: NOW,
         rand=lambda: 1.0,
+        delivery=True,
     )
 
 
@@ -274,3 +275,23 @@ async def test_bug_in_send_propagates(clock, make_settings, stats) -> None:
 def test_constants_in_one_place() -> None:
     assert frozenset(RETRYABLE) == _retry.RETRY_STATUSES
     assert _retry.BACKOFF_BASE == 0.5
+
+
+async def test_outside_delivery_a_429_is_an_ordinary_retry(clock, make_settings, stats) -> None:
+    """A user's read call honours Retry-After as it is, within its own deadline."""
+    send, calls = scripted((429, {"Retry-After": "20"}))
+    result = await send_with_retry(
+        send,
+        deadline=clock.now + 10.0,
+        settings=make_settings(),
+        stats=stats,
+        sleep=clock.sleep,
+        clock=clock,
+        wall_clock=lambda: NOW,
+        rand=lambda: 1.0,
+    )
+    assert isinstance(result, RetryFailure)
+    assert clock.sleeps == []  # 20 s would end past the deadline: give up at once
+    assert len(calls) == 1
+    assert stats.throttle.hits == 0
+    assert stats.failing_since is None  # not a delivery outage
