@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
+from ._version import __version__
+
 #: The entry-point group sub-commands are registered in.
 COMMANDS_GROUP = "agentsight_async.commands"
 #: What to install when a sub-command cannot be imported.
@@ -31,7 +33,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = argparse.ArgumentParser(
         prog="agentsight-async",
-        description="AgentSight async SDK tools: a local collector and an end-to-end demo.",
+        description="Tools of the agentsight-async SDK: run a local AgentSight-compatible "
+        "collector, run the end-to-end demo on it, and more. "
+        "`agentsight-async COMMAND --help` explains each command.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"agentsight-async {__version__}"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     registered: set[str] = set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -23,39 +24,59 @@ class Throttle:
     """The backend's allowance, spent as a budget rather than fought as an error.
 
     AgentSight throttles ingest per agent, and every worker process of a
-    deployment spends from the same allowance.  A ``429`` therefore pauses the
-    whole exporter - every batch waits, not only the one that was refused -
-    until ``Retry-After`` (plus up to half as much again at random, so a fleet
-    of processes does not come back at the same instant), and raises the
-    *level*: while it is above zero the flusher widens its interval
-    (``flush_interval * 2**level``, so batches fill up and fewer requests go
-    out) and keeps one batch in flight.  Each
-    success lowers the level again.  Time spent paused does not count against
-    a batch's retry budget: a throttled event waits, it is not dropped.
+    deployment spends from the same allowance.  A process cannot see the
+    others, so it learns the pace from the 429s it gets, and gives way fast
+    (the first 429 already slows it down several steps) and takes room back
+    slowly (one step per success, and only after a quiet spell):
+
+    * a 429 pauses the whole exporter - every batch waits, not only the one
+      refused - for ``Retry-After`` or the widened interval, whichever is
+      longer, plus up to half as much again at random, so a fleet does not come
+      back at one instant;
+    * it raises the *level*: while above zero the flusher widens its interval
+      to ``flush_interval * 2**level`` (batches fill up, fewer requests go
+      out) and keeps one batch in flight;
+    * a success lowers the level one step once a whole widened interval has
+      passed since the last 429.
+
+    Time spent paused does not count against a batch's retry budget: a
+    throttled event waits, it is not dropped.
     """
 
     #: The widest interval is ``flush_interval * 2**MAX_LEVEL``.
     MAX_LEVEL = 6
+    #: How many steps beyond ``Retry-After`` the first 429 already slows down.
+    FIRST_STEP = 2
+    #: A pause is stretched by up to this fraction, at random.
+    JITTER = 0.5
 
     def __init__(self) -> None:
         self.until = 0.0  # monotonic time before which no request may start
         self.level = 0
         self.hits = 0  # 429 answers received
+        self._last_hit = 0.0
 
     def delay(self, now: float) -> float:
         """Seconds to wait before the next request may start (0 when not paused)."""
         return max(0.0, self.until - now)
 
-    def throttled(self, wait: float, now: float) -> None:
-        """A 429: no request of the exporter starts for *wait* seconds from *now*."""
-        self.hits += 1
-        self.level = min(self.level + 1, self.MAX_LEVEL)
-        self.until = max(self.until, now + wait)
+    def throttled(self, wait: float, now: float, base: float, jitter: float) -> None:
+        """A 429 at *now*; the server asked for *wait* seconds, *base* is ``flush_interval``.
 
-    def succeeded(self) -> None:
-        """A request got through: narrow the interval one step."""
-        if self.level:
+        *jitter* is a random number in ``[0, 1)``.
+        """
+        self.hits += 1
+        steps = math.ceil(math.log2(max(wait, base) / base)) + self.FIRST_STEP
+        self.level = min(self.MAX_LEVEL, max(self.level + 1, steps))
+        pause = max(wait, base * (1 << self.level)) * (1.0 + self.JITTER * jitter)
+        self.until = max(self.until, now + pause)
+        self._last_hit = now
+
+    def succeeded(self, now: float, base: float) -> None:
+        """A request got through at *now*: one step back once a widened interval was quiet."""
+        if self.level and now - self._last_hit >= base * (1 << self.level):
             self.level -= 1
+            self._last_hit = now
 
 
 class Stats:
@@ -136,9 +157,12 @@ class Stats:
                 sum(self.dropped.values()),
             )
 
-    def attempt_succeeded(self) -> None:
-        """A delivery attempt got through: one INFO if it ends an outage."""
-        self.throttle.succeeded()
+    def attempt_succeeded(self, now: float, base_interval: float) -> None:
+        """A delivery attempt got through: one INFO if it ends an outage.
+
+        *now* (monotonic) and *base_interval* (``flush_interval``) pace the throttle.
+        """
+        self.throttle.succeeded(now, base_interval)
         if self.failing_since is not None:
             logger.info(
                 "agentsight_async: delivery recovered after %.0f s of failures",

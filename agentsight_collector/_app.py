@@ -57,6 +57,7 @@ from ._http import (
 )
 from ._pages import Pages
 from ._storage import Storage
+from ._throttle import IngestAllowance
 
 logger = logging.getLogger("agentsight_collector")
 
@@ -87,12 +88,14 @@ class Api:
         max_body: int,
         max_decompressed: int,
         executor: ThreadPoolExecutor,
+        allowance: IngestAllowance | None = None,
     ) -> None:
         self.storage = storage
         self.keys = keys
         self.max_body = max_body
         self.max_decompressed = max_decompressed
         self.executor = executor
+        self.allowance = allowance
 
     async def run(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """*func* in the storage threads; the loop stays free meanwhile."""
@@ -224,6 +227,13 @@ class Api:
         return fields, files
 
     async def ingest(self, request: Request) -> Response:
+        allowance = self.allowance
+        if allowance is not None:
+            wait = allowance.take(key_from_headers(request) or "")
+            if wait is not None:
+                after = allowance.retry_after(wait)
+                detail = f"Request was throttled. Expected available in {after} seconds."
+                return _detail(429, detail, **{"Retry-After": after})
         raw, encoding = await self._raw(request)
 
         def parse_and_ingest() -> dict[str, Any]:
@@ -395,12 +405,16 @@ def create_app(
     dev: bool = False,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+    ingest_rate: float | None = None,
 ) -> Starlette:
     """Build the collector app.
 
     *storage_path* is a SQLite file (opened now, migrated, closed at
     shutdown) or an open :class:`Storage`, which the caller keeps owning.
     Without *api_keys* the app refuses to build unless *dev* is set.
+    *ingest_rate* emulates AgentSight's per-key allowance: that many ingest
+    batches a minute per key, beyond it ``429`` with ``Retry-After``
+    (:class:`IngestAllowance`, kept as ``app.state.ingest_allowance``).
     """
     if not dev and not any(api_keys):
         raise ValueError("the collector needs at least one API key (or dev=True)")
@@ -414,6 +428,7 @@ def create_app(
         max_body=max_body_bytes,
         max_decompressed=max_decompressed_bytes,
         executor=executor,
+        allowance=IngestAllowance(ingest_rate) if ingest_rate else None,
     )
     pages = Pages(storage, keys)
     ep = api.endpoint
@@ -470,4 +485,5 @@ def create_app(
     # APPEND_SLASH = False semantics: a missing slash is a 404, never a redirect.
     app.router.redirect_slashes = False
     app.state.storage = storage
+    app.state.ingest_allowance = api.allowance
     return app

@@ -74,6 +74,14 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="accept ANY well-formed key (ags_<32 hex>_<6 hex>) and open the pages without one",
     )
+    parser.add_argument(
+        "--ingest-rate",
+        type=float,
+        metavar="N",
+        help="emulate AgentSight's ingest allowance: accept at most N ingest batches a minute "
+        "per API key (shared by every process using it; bursts of up to ten seconds' worth) "
+        "and answer the rest 429 with Retry-After. Off by default.",
+    )
     parser.set_defaults(func=serve_main)
 
 
@@ -101,7 +109,7 @@ def serve_main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     try:
-        app = create_app(args.db, keys, dev=args.dev)
+        app = create_app(args.db, keys, dev=args.dev, ingest_rate=args.ingest_rate)
     except SchemaVersionError as exc:
         print(f"agentsight-async serve: {exc}", file=sys.stderr)
         return 2

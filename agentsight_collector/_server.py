@@ -25,6 +25,7 @@ import uvicorn
 from ._app import create_app
 from ._http import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_DECOMPRESSED_BYTES
 from ._storage import Storage
+from ._throttle import IngestAllowance
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
@@ -56,6 +57,7 @@ class LocalCollector:
         max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
         log_level: str = "warning",
         access_log: bool = False,
+        ingest_rate: float | None = None,
     ) -> None:
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         if db_path is None:
@@ -69,6 +71,9 @@ class LocalCollector:
         self._limits = (max_body_bytes, max_decompressed_bytes)
         self._log_level = log_level
         self._access_log = access_log
+        self._ingest_rate = ingest_rate
+        #: The emulated ingest allowance (``ingest_rate``), once started.
+        self.ingest_allowance: IngestAllowance | None = None
         self._storage: Storage | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -111,7 +116,9 @@ class LocalCollector:
             dev=self.dev,
             max_body_bytes=self._limits[0],
             max_decompressed_bytes=self._limits[1],
+            ingest_rate=self._ingest_rate,
         )
+        self.ingest_allowance = app.state.ingest_allowance
         config = uvicorn.Config(
             app,
             log_level=self._log_level,

@@ -43,10 +43,11 @@ def memory_singleton(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 #: A callback holding the test's event loop this long is a blocking call, and fails its test.
-#: asyncio logs from 0.1 s on, but on a loaded 2-core CI machine a step can take that long
-#: only because the OS ran something else; a second is a wait, not noise.  (Event-loop
+#: asyncio logs from 0.1 s on, but on a loaded 2-core machine (a collector subprocess
+#: starting beside the test) a step can take over a second only because the OS ran
+#: something else; two seconds is a wait, not noise.  (Event-loop
 #: lag itself is measured by the benchmarks, with a probe, not asserted here.)
-BLOCKING_SECONDS = 1.0
+BLOCKING_SECONDS = 2.0
 _SLOW = re.compile(r"took (\d+(?:\.\d+)?) seconds")
 
 

@@ -52,9 +52,6 @@ BACKOFF_MAX: Final = 30.0
 #: Default cap of a server's ``Retry-After`` (Settings.retry_after_cap overrides it).
 DEFAULT_RETRY_AFTER_CAP: Final = 30.0
 
-#: A throttle pause is ``Retry-After`` stretched by up to this fraction, at random.
-THROTTLE_JITTER: Final = 0.5
-
 #: Drop reasons, as counted by :class:`~agentsight_async._stats.Stats`.
 RETRIES_EXHAUSTED: Final = "retries_exhausted"
 REJECTED: Final = "rejected"
@@ -235,13 +232,10 @@ async def send_with_retry(
             paused += pause
             await sleep(pause)
 
-    def throttle_pause(response: httpx.Response, throttle: Throttle) -> float:
-        # Retry-After is the earliest the allowance has room again; up to half as much
-        # again at random spreads a fleet's returns.  Without it: backoff (jittered).
+    def requested_wait(response: httpx.Response, throttle: Throttle) -> float:
+        # Retry-After: the earliest the allowance has room again; else backoff.
         hinted = retry_after_seconds(response.headers, wall_clock(), settings.retry_after_cap)
-        if hinted:
-            return hinted * (1.0 + THROTTLE_JITTER * rand())
-        return backoff(throttle.level + 1, rand)
+        return hinted if hinted else backoff(throttle.level + 1, rand)
 
     def observe(outcome: httpx.Response | BaseException) -> None:
         if throttle is None:
@@ -249,12 +243,13 @@ async def send_with_retry(
         if isinstance(outcome, httpx.Response):
             status = outcome.status_code
             if is_success(status):
-                stats.attempt_succeeded()
+                stats.attempt_succeeded(clock(), settings.flush_interval)
                 return
             if not should_retry(status):
                 return  # a final answer the caller classifies, not an outage
             if status == 429:
-                throttle.throttled(throttle_pause(outcome, throttle), clock())
+                wait = requested_wait(outcome, throttle)
+                throttle.throttled(wait, clock(), settings.flush_interval, rand())
         stats.attempt_failed(redact(f"{what}: {describe_outcome(outcome)}"))
 
     # The first attempt runs without tenacity: setting up its machinery costs

@@ -74,3 +74,32 @@ def test_without_the_collector_extra_the_command_says_what_to_install(argv: list
     assert result.returncode == 2, result.stdout + result.stderr
     assert "pip install 'agentsight-async[collector]'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_version_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    from agentsight_async import __version__
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"agentsight-async {__version__}"
+
+
+def test_every_option_of_every_command_is_explained(capsys: pytest.CaptureFixture[str]) -> None:
+    """Plain help: each option has words after it, and no reStructuredText leaks through."""
+    for command in ("serve", "demo"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        lines = capsys.readouterr().out.splitlines()
+        assert not [line for line in lines if "``" in line or ":class:" in line]
+        options = [i for i, line in enumerate(lines) if line.startswith("  -")]
+        assert options, command
+        for i in options:
+            # argparse puts the help after the option on the same line (two or more
+            # spaces apart), or alone on the next line when the option is long
+            spec, _, same_line = lines[i].strip().partition("  ")
+            next_line = lines[i + 1] if i + 1 < len(lines) else ""
+            explained = same_line.strip() or (
+                next_line.startswith(" " * 10) and next_line.strip()
+            )
+            assert explained, f"{command}: {spec!r} has no help"

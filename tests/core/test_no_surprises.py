@@ -197,3 +197,75 @@ def test_the_blocking_api_outside_a_loop_does_not_warn(
         conversation_tracker.track_human_message("from a script")
         conversation_tracker.send_tracked_data(timeout=10)
     assert not [r for r in caplog.records if "blocked a running" in r.getMessage()]
+
+
+# --- outages visible while they last; on_error once per lost batch, on every protocol ---------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def test_an_outage_is_visible_while_it_lasts(caplog: pytest.LogCaptureFixture) -> None:
+    import time
+
+    port = _free_port()  # nothing listens there yet: the collector is "down"
+    with caplog.at_level(logging.INFO, logger="agentsight_async"):
+        tracker = ConversationTracker(
+            api_key=DUMMY_API_KEY, endpoint=f"http://127.0.0.1:{port}", flush_interval=0.05,
+            request_timeout=1, retry_budget=120,
+        )
+        try:
+            tracker.track_human_message("during the outage", conversation_id="o")
+            deadline = time.monotonic() + 15
+            while tracker.stats()["last_error"] is None:  # set by the first failed attempt
+                assert time.monotonic() < deadline, "no error recorded during the outage"
+                time.sleep(0.02)
+            during = tracker.stats()
+            failing = [r for r in caplog.records if "delivery is failing" in r.getMessage()]
+            with LocalCollector(port=port, api_keys=[DUMMY_API_KEY]):
+                result = tracker.flush(timeout=60)
+                after = tracker.stats()
+        finally:
+            tracker.close()
+    assert during["delivered"] == 0
+    assert during["failing_since"] is not None
+    assert "ConnectError" in during["last_error"]
+    assert len(failing) == 1  # one warning when it starts, not one per attempt
+    assert failing[0].levelno == logging.WARNING
+    assert "1 event(s) queued" in failing[0].getMessage()
+    assert result.delivered == 1
+    assert after["failing_since"] is None
+    recovered = [r for r in caplog.records if "recovered" in r.getMessage()]
+    assert len(recovered) == 1
+    assert recovered[0].levelno == logging.INFO
+
+
+@pytest.mark.parametrize("protocol", ["ingest", "rest"])
+def test_on_error_is_called_once_per_lost_batch_whatever_the_protocol(protocol: str) -> None:
+    calls: list[tuple[BaseException, dict[str, object]]] = []
+    with LocalCollector(api_keys=[generate_api_key()]) as collector:  # refuses our key
+        tracker = ConversationTracker(
+            api_key=DUMMY_API_KEY, endpoint=collector.url, protocol=protocol,
+            on_error=lambda exc, ctx: calls.append((exc, ctx)),
+        )
+        try:
+            tracker.track_human_message("one", conversation_id="k")
+            tracker.track_agent_message("two", conversation_id="k")
+            result = tracker.flush(timeout=10)
+        finally:
+            tracker.close()
+    assert result.dropped == {"rejected": 2}
+    assert len(calls) == 1  # not once per item (REST) nor per request
+    exc, context = calls[0]
+    assert context["reason"] == "rejected"
+    assert context["events"] == 2
+    assert context["conversation_ids"] == ["k"]
+    assert context["exporter"] == protocol
+    assert getattr(exc, "status_code", None) in (401, 403)
+    assert DUMMY_API_KEY not in str(exc)
