@@ -37,9 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "collector, run the end-to-end demo on it, and more. "
         "`agentsight-async COMMAND --help` explains each command.",
     )
-    parser.add_argument(
-        "--version", action="version", version=f"agentsight-async {__version__}"
-    )
+    parser.add_argument("--version", action="version", version=f"agentsight-async {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     registered: set[str] = set()
     for entry in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
