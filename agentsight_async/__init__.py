@@ -15,6 +15,7 @@ Async code awaits the same methods on :class:`AsyncConversationTracker`::
 """
 
 from ._config import Settings
+from ._decorators import task, tool
 from ._events import Batch, ConversationBatch, Event, FlushResult, Outcome
 from ._exceptions import (
     AgentSightApiJwtExpiredException,
@@ -43,6 +44,7 @@ from ._exporters._base import Exporter
 from ._facade import ConversationTracker, conversation_tracker
 from ._tracker import AsyncConversationTracker
 from ._version import __version__
+from .integrations import instrument, uninstrument
 
 __all__ = [
     "AgentSightApiJwtExpiredException",
@@ -77,4 +79,8 @@ __all__ = [
     "UnauthorizedException",
     "__version__",
     "conversation_tracker",
+    "instrument",
+    "task",
+    "tool",
+    "uninstrument",
 ]
