@@ -8,7 +8,9 @@ request on the manager it returns.  Every platform client (Bedrock, Vertex
 ...) builds the same resource classes, so one patch covers them all.
 
 Anthropic's ``input_tokens`` excludes the cache: the call's prompt tokens are
-``input_tokens + cache_read_input_tokens + cache_creation_input_tokens``.  A
+``input_tokens + cache_read_input_tokens + cache_creation_input_tokens``;
+reasoning tokens come from ``output_tokens_details.thinking_tokens`` where the
+release reports them.  A
 stream reports usage in ``message_start`` (input and cache counts) and in
 ``message_delta`` (cumulative totals, so each replaces the last).
 """
@@ -35,17 +37,19 @@ def usage_counts(usage: Any) -> dict[str, int] | None:
     cache_read = count(usage, "cache_read_input_tokens")
     cache_write = count(usage, "cache_creation_input_tokens")
     output = count(usage, "output_tokens")
+    thinking = count(field(usage, "output_tokens_details"), "thinking_tokens")
     return {
         "prompt_tokens": count(usage, "input_tokens") + cache_read + cache_write,
         "completion_tokens": output,
         "cache_read_tokens": cache_read,
         "cache_write_tokens": cache_write,
+        "reasoning_tokens": min(thinking, output),
     }
 
 
 def _reader(call: ModelCall) -> Reader:
     """Stream events: ``message_start`` then cumulative ``message_delta`` usage."""
-    latest: dict[str, int] = {}
+    latest: dict[str, Any] = {}
 
     def read(event: Any) -> bool:
         kind = field(event, "type")
@@ -70,8 +74,12 @@ _RAW_COUNTS = (
 )
 
 
-def _raw(usage: Any) -> dict[str, int]:
-    return {n: v for n in _RAW_COUNTS if isinstance(v := field(usage, n), int)}
+def _raw(usage: Any) -> dict[str, Any]:
+    raw: dict[str, Any] = {n: v for n in _RAW_COUNTS if isinstance(v := field(usage, n), int)}
+    details = field(usage, "output_tokens_details")
+    if details is not None:
+        raw["output_tokens_details"] = details
+    return raw
 
 
 class Endpoint:

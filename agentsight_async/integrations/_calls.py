@@ -313,10 +313,15 @@ def wrap_async(original: Callable[..., Any], endpoint: Endpoint) -> Any:
         except BaseException as exc:
             _capture.safely(endpoint.provider, functools.partial(call.finish, exc))
             raise
-        _capture.safely(
-            endpoint.provider,
-            lambda: endpoint.end(call, _body(result, call_kwargs), hide),
-        )
+        try:
+            body = _body(result, call_kwargs)
+            if inspect.isawaitable(body):  # an async raw response parses asynchronously
+                body = await body
+        except Exception as exc:
+            _capture.failed(endpoint.provider, exc)
+            call.finish()
+            return result
+        _capture.safely(endpoint.provider, lambda: endpoint.end(call, body, hide))
         return result
 
     return method
@@ -333,7 +338,10 @@ def patch_all(patches: Patches, targets: list[tuple[type, str, Any]]) -> None:
             original = vars(owner).get(name)
             if original is None:
                 continue
-            wrap = wrap_async if inspect.iscoroutinefunction(original) else wrap_sync
+            # Decorators such as ``required_args`` hide a coroutine function behind a
+            # plain one; what it wraps says whether calling it gives a coroutine.
+            is_async = inspect.iscoroutinefunction(inspect.unwrap(original))
+            wrap = wrap_async if is_async else wrap_sync
             patches.patch(owner, name, functools.partial(_rebind, wrap, endpoint))
         if not patches.applied:
             raise AttributeError("none of the methods we patch is there")

@@ -52,11 +52,13 @@ def usage_counts(usage: Any) -> dict[str, int] | None:
     output_details = field(usage, "completion_tokens_details") or field(
         usage, "output_tokens_details"
     )
+    # OpenAI counts cache reads and writes inside prompt_tokens, reasoning inside completion.
+    cache_read = min(count(prompt_details, "cached_tokens"), prompt)
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
-        # OpenAI counts cached tokens inside prompt_tokens, and reasoning inside completion.
-        "cache_read_tokens": min(count(prompt_details, "cached_tokens"), prompt),
+        "cache_read_tokens": cache_read,
+        "cache_write_tokens": min(count(prompt_details, "cache_write_tokens"), prompt - cache_read),
         "reasoning_tokens": min(count(output_details, "reasoning_tokens"), completion),
     }
 
@@ -72,9 +74,11 @@ def _chunk_reader(call: ModelCall, hide_usage: bool) -> Reader:
         usage = field(chunk, "usage")
         if usage is None:
             return False
-        call.set_usage(usage_counts(usage), field(chunk, "model"))
-        # Only a chunk with nothing else in it is ours to hide.
-        return hide_usage and not field(chunk, "choices")
+        # Only a chunk with nothing else in it is ours to hide - decided before the
+        # usage is read, so a failure reading it cannot leak the chunk we asked for.
+        hidden = hide_usage and not field(chunk, "choices")
+        _capture.safely(PROVIDER, lambda: call.set_usage(usage_counts(usage), field(chunk, "model")))
+        return hidden
 
     return read
 
