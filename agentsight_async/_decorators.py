@@ -97,7 +97,6 @@ class _Recorder:
         result: Any = None,
         error: BaseException | None = None,
     ) -> None:
-        ended_ns = time.time_ns()
         try:
             message = None
             if error is not None:
@@ -107,18 +106,19 @@ class _Recorder:
             response = None
             if error is None and self.capture_result and result is not None:
                 response = response_text(result)
-            where.tracker.record_tool_call(
-                self.name,
-                started_ns=started_ns,
-                ended_ns=ended_ns,
-                arguments=self.arguments(args, kwargs),
-                response=response,
-                error=message,
-                metadata=self.metadata,
-                conversation_id=where.conversation_id,
-            )
+            arguments = self.arguments(args, kwargs)
         except Exception as exc:
             _capture.failed("@" + (self.metadata or {}).get("kind", "tool"), exc)
+            return
+        _capture.record_tool(
+            where,
+            self.name,
+            started_ns,
+            arguments=arguments,
+            response=response,
+            error=message,
+            metadata=self.metadata,
+        )
 
 
 def decorate(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -133,6 +134,32 @@ def record(where: Route, **call: Any) -> None:
         failed(str(call.get("provider") or "capture"), exc)
     else:
         count("recorded")
+
+
+def record_tool(
+    where: Route,
+    name: str,
+    started_ns: int,
+    *,
+    arguments: dict[str, Any] | None = None,
+    response: str | None = None,
+    error: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> None:
+    """``record_tool_call`` (ending now) on the routed tracker; never raises."""
+    try:
+        where.tracker.record_tool_call(
+            name,
+            started_ns=started_ns,
+            ended_ns=time.time_ns(),
+            arguments=arguments,
+            response=response,
+            error=error,
+            metadata=metadata,
+            conversation_id=where.conversation_id,
+        )
+    except Exception as exc:
+        failed("tool calls", exc)
 
 
 def count(name: str, n: int = 1) -> None:

@@ -77,7 +77,9 @@ def _chunk_reader(call: ModelCall, hide_usage: bool) -> Reader:
         # Only a chunk with nothing else in it is ours to hide - decided before the
         # usage is read, so a failure reading it cannot leak the chunk we asked for.
         hidden = hide_usage and not field(chunk, "choices")
-        _capture.safely(PROVIDER, lambda: call.set_usage(usage_counts(usage), field(chunk, "model")))
+        _capture.safely(
+            PROVIDER, lambda: call.set_usage(usage_counts(usage), field(chunk, "model"))
+        )
         return hidden
 
     return read

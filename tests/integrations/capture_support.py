@@ -66,3 +66,18 @@ def expected_totals(reported: list[Any]) -> dict[str, int]:
         "embedding_tokens": sum(r.embedding for r in reported),
         "total_tokens": sum(r.prompt + r.completion for r in reported),
     }
+
+
+def action_rows(server: LocalCollector, conversation_id: str) -> list[dict[str, Any]]:
+    """The conversation's action rows that are not token usage, oldest first."""
+    conn = sqlite3.connect(server.db_path)
+    conn.row_factory = sqlite3.Row
+    try:
+        rows = conn.execute(
+            "SELECT a.* FROM actions a JOIN conversations c ON c.id = a.conversation "
+            "WHERE c.conversation_id = ? AND a.is_token_usage = 0 ORDER BY a.ts_us, a.id",
+            (conversation_id,),
+        ).fetchall()
+        return [dict(r) for r in rows]
+    finally:
+        conn.close()
