@@ -29,14 +29,16 @@ import openai
 from agentsight_async import ConversationTracker, instrument, uninstrument
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from fake_model_server import FAKE_KEY, FakeModelServer  # noqa: E402
+from fake_model_server import FAKE_KEY, FakeModelServer
 
 ANSWER = {
     "id": "chatcmpl-1",
     "object": "chat.completion",
     "created": 1,
     "model": "gpt-test",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+    "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
+    ],
     "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12},
 }
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -49,7 +51,9 @@ def timed(call: Callable[[], object], n: int) -> float:
     return (time.perf_counter_ns() - start) / n / 1000
 
 
-def measure(client: openai.OpenAI, tracker: ConversationTracker, calls: int, rounds: int) -> dict[str, float]:
+def measure(
+    client: openai.OpenAI, tracker: ConversationTracker, calls: int, rounds: int
+) -> dict[str, float]:
     def call() -> object:
         return client.chat.completions.create(model="gpt-test", messages=MESSAGES)
 
@@ -74,9 +78,15 @@ def main() -> None:
     args = parser.parse_args()
     tracker = ConversationTracker(endpoint="memory://bench-capture", max_queue_events=1_000_000)
     body = json.dumps(ANSWER).encode()
-    mock = httpx.MockTransport(lambda request: httpx.Response(200, content=body, headers={"content-type": "application/json"}))
+    mock = httpx.MockTransport(
+        lambda request: httpx.Response(
+            200, content=body, headers={"content-type": "application/json"}
+        )
+    )
     in_process = openai.OpenAI(
-        base_url="http://model.invalid/v1", api_key=FAKE_KEY, http_client=httpx.Client(transport=mock)
+        base_url="http://model.invalid/v1",
+        api_key=FAKE_KEY,
+        http_client=httpx.Client(transport=mock),
     )
     results = {"in-process": measure(in_process, tracker, args.calls, args.rounds)}
     with FakeModelServer() as server:

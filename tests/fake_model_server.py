@@ -280,7 +280,11 @@ class _Handler(BaseHTTPRequestHandler):
         base = {"id": f"chatcmpl-{seq}", "object": "chat.completion.chunk", "created": created}
         base["model"] = resolved
         chunks: list[tuple[str | None, Any]] = []
-        deltas = [{"role": "assistant", "content": ""}, {"content": "Answer "}, {"content": f"{seq}."}]
+        deltas = [
+            {"role": "assistant", "content": ""},
+            {"content": "Answer "},
+            {"content": f"{seq}."},
+        ]
         for delta in deltas:
             chunks.append(
                 (None, {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
@@ -333,7 +337,9 @@ class _Handler(BaseHTTPRequestHandler):
                     "id": f"msg_{seq}",
                     "status": "completed",
                     "role": "assistant",
-                    "content": [{"type": "output_text", "text": f"Answer {seq}.", "annotations": []}],
+                    "content": [
+                        {"type": "output_text", "text": f"Answer {seq}.", "annotations": []}
+                    ],
                 }
             ]
             if status == "completed"
@@ -347,7 +353,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _responses_usage(self, model: str, seq: int, streamed: bool) -> dict[str, Any]:
         prompt, completion, cached, reasoning = self._openai_counts(seq)
         self.fake.report(
-            Reported("openai", "responses", model, prompt, completion, cached, 1, reasoning, 0, streamed)
+            Reported(
+                "openai", "responses", model, prompt, completion, cached, 1, reasoning, 0, streamed
+            )
         )
         return {
             "input_tokens": prompt,
@@ -366,7 +374,10 @@ class _Handler(BaseHTTPRequestHandler):
             model, seq, self._responses_usage(model, seq, True), "completed"
         )
         events: list[tuple[str | None, Any]] = [
-            ("response.created", {"type": "response.created", "sequence_number": 0, "response": pending}),
+            (
+                "response.created",
+                {"type": "response.created", "sequence_number": 0, "response": pending},
+            ),
             (
                 "response.output_text.delta",
                 {
@@ -379,7 +390,10 @@ class _Handler(BaseHTTPRequestHandler):
                     "logprobs": [],
                 },
             ),
-            ("response.completed", {"type": "response.completed", "sequence_number": 2, "response": done}),
+            (
+                "response.completed",
+                {"type": "response.completed", "sequence_number": 2, "response": done},
+            ),
         ]
         self._sse(events)
 
@@ -413,7 +427,12 @@ class _Handler(BaseHTTPRequestHandler):
         stop = "end_turn"
         if tools and not used_tool:
             content = [
-                {"type": "tool_use", "id": f"toolu_{seq}", "name": tools[0]["name"], "input": {"city": "Paris"}}
+                {
+                    "type": "tool_use",
+                    "id": f"toolu_{seq}",
+                    "name": tools[0]["name"],
+                    "input": {"city": "Paris"},
+                }
             ]
             stop = "tool_use"
         usage = {
@@ -442,12 +461,21 @@ class _Handler(BaseHTTPRequestHandler):
                 "message_start",
                 {
                     "type": "message_start",
-                    "message": {**message, "content": [], "stop_reason": None, "usage": start_usage},
+                    "message": {
+                        **message,
+                        "content": [],
+                        "stop_reason": None,
+                        "usage": start_usage,
+                    },
                 },
             ),
             (
                 "content_block_start",
-                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
             ),
             ("ping", {"type": "ping"}),
         ]
@@ -455,7 +483,11 @@ class _Handler(BaseHTTPRequestHandler):
             events.append(
                 (
                     "content_block_delta",
-                    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}},
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "text_delta", "text": piece},
+                    },
                 )
             )
         events += [
@@ -465,7 +497,10 @@ class _Handler(BaseHTTPRequestHandler):
                 {
                     "type": "message_delta",
                     "delta": {"stop_reason": stop, "stop_sequence": None},
-                    "usage": {"output_tokens": output, "output_tokens_details": {"thinking_tokens": 2}},
+                    "usage": {
+                        "output_tokens": output,
+                        "output_tokens_details": {"thinking_tokens": 2},
+                    },
                 },
             ),
             ("message_stop", {"type": "message_stop"}),

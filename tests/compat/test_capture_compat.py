@@ -21,11 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the fake
 pytest.importorskip("openai")
 pytest.importorskip("anthropic")
 
-import capture_calls  # noqa: E402
-from fake_model_server import FakeModelServer  # noqa: E402
+import capture_calls
+from fake_model_server import FakeModelServer
 
-from agentsight_async import ConversationTracker, instrument, uninstrument  # noqa: E402
-from agentsight_collector import LocalCollector  # noqa: E402
+from agentsight_async import ConversationTracker, instrument, uninstrument
+from agentsight_collector import LocalCollector
 
 SPEC = ["agentsight==0.1.4", "openai", "anthropic"]
 #: Cache writes the fake server reports for the scenario's two Anthropic calls (2 each).
@@ -43,9 +43,14 @@ def capture_venv() -> Path:
     """agentsight 0.1.4 plus the provider SDKs, in a virtualenv of its own (cached)."""
     venv = venv_root() / "agentsight-0.1.4-capture"
     python = venv / "bin" / "python"
-    probe = "import agentsight, openai, anthropic; from importlib.metadata import version; print(version('agentsight'))"
+    probe = (
+        "import agentsight, openai, anthropic; from importlib.metadata import version; "
+        "print(version('agentsight'))"
+    )
     if python.exists():
-        done = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, env=client_env())
+        done = subprocess.run(
+            [str(python), "-c", probe], capture_output=True, text=True, env=client_env()
+        )
         if done.stdout.strip() == "0.1.4":
             return python
     venv.parent.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,9 @@ def async_tracker(server: LocalCollector, protocol: str) -> AsyncConversationTra
 
 def usage_rows(server: LocalCollector, conversation_id: str) -> list[dict[str, Any]]:
     """The conversation's token_usage rows, oldest first (every column)."""
-    with httpx.Client(base_url=server.url, headers={"Authorization": f"Api-Key {server.api_key}"}) as http:
+    with httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Api-Key {server.api_key}"}
+    ) as http:
         page = http.get("/api/conversations/", params={"conversation_id": conversation_id}).json()
     assert page["count"] == 1, page
     pk = page["results"][0]["id"]
@@ -50,7 +52,9 @@ def usage_rows(server: LocalCollector, conversation_id: str) -> list[dict[str, A
 
 def conversation_totals(server: LocalCollector, conversation_id: str) -> dict[str, int]:
     """``token_usage`` of the conversation as the collector's read API sums it."""
-    with httpx.Client(base_url=server.url, headers={"Authorization": f"Api-Key {server.api_key}"}) as http:
+    with httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Api-Key {server.api_key}"}
+    ) as http:
         page = http.get("/api/conversations/", params={"conversation_id": conversation_id}).json()
         detail = http.get(f"/api/conversations/{page['results'][0]['id']}/").json()
     return dict(detail["token_usage"])

@@ -1,4 +1,4 @@
-"""Capture tests: the real SDKs against a loopback fake model server; nothing leaks between tests."""
+"""Capture tests: the real SDKs against a loopback fake model server; nothing leaks out."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the fake server
 
-from fake_model_server import FakeModelServer  # noqa: E402
+from fake_model_server import FakeModelServer
 
-from agentsight_async import uninstrument  # noqa: E402
-from agentsight_async.integrations import _capture  # noqa: E402
+from agentsight_async import uninstrument
+from agentsight_async.integrations import _capture
 
 
 @pytest.fixture(autouse=True)

@@ -64,7 +64,9 @@ def run_sync(base_url: str) -> list[Any]:
         events = [e.type for e in stream]
         seen.append([events, dump(stream.get_final_completion())])
     seen.append(dump(client.responses.create(model="gpt-test", input="hi")))
-    seen.append([dump(e) for e in client.responses.create(model="gpt-test", input="hi", stream=True)])
+    seen.append(
+        [dump(e) for e in client.responses.create(model="gpt-test", input="hi", stream=True)]
+    )
     raw = chat.with_raw_response.create(model="gpt-test", messages=MESSAGES)
     seen.append([raw.http_response.status_code, dump(raw.parse())])
     seen.append(dump(client.embeddings.create(model="embed-test", input="hi")))

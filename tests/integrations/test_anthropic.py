@@ -8,8 +8,8 @@ import pytest
 
 pytest.importorskip("anthropic")
 
-import anthropic_scenario as scenario  # noqa: E402
-from capture_support import (  # noqa: E402
+import anthropic_scenario as scenario
+from capture_support import (
     async_tracker,
     collector,
     conversation_totals,
@@ -17,9 +17,9 @@ from capture_support import (  # noqa: E402
     sync_tracker,
     usage_rows,
 )
-from fake_model_server import FakeModelServer  # noqa: E402
+from fake_model_server import FakeModelServer
 
-from agentsight_async import instrument  # noqa: E402
+from agentsight_async import instrument
 
 
 def check(rows: list[dict[str, object]], server: FakeModelServer, totals: dict[str, int]) -> None:
@@ -32,14 +32,18 @@ def check(rows: list[dict[str, object]], server: FakeModelServer, totals: dict[s
     ]
     assert sum(1 for r in rows if r["streamed"] == 1) == 3
     assert all(r["system"] == "anthropic" for r in rows)
-    assert sum(int(r["reasoning_tokens"]) for r in rows) == sum(r.reasoning for r in server.reported)
+    assert sum(int(r["reasoning_tokens"]) for r in rows) == sum(
+        r.reasoning for r in server.reported
+    )
     ok = [r for r in rows if not r["error"]]
     assert {r["model"] for r in ok} == {"claude-test-20260101", "flaky-429-20260101"}
     assert all((r["duration_ms"] or 0) > 0 for r in rows)
 
 
 @pytest.mark.parametrize("protocol", ["ingest", "rest"])
-def test_sync_calls_are_captured_and_unchanged(model_server: FakeModelServer, protocol: str) -> None:
+def test_sync_calls_are_captured_and_unchanged(
+    model_server: FakeModelServer, protocol: str
+) -> None:
     with FakeModelServer() as plain:
         expected_seen = scenario.run_sync(plain.anthropic_url)
     with collector() as server:
@@ -60,7 +64,9 @@ def test_sync_calls_are_captured_and_unchanged(model_server: FakeModelServer, pr
 
 
 @pytest.mark.parametrize("protocol", ["ingest", "rest"])
-def test_async_calls_are_captured_and_unchanged(model_server: FakeModelServer, protocol: str) -> None:
+def test_async_calls_are_captured_and_unchanged(
+    model_server: FakeModelServer, protocol: str
+) -> None:
     with FakeModelServer() as plain:
         expected_seen = asyncio.run(scenario.run_async(plain.anthropic_url))
 

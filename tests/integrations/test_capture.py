@@ -215,7 +215,8 @@ def test_tool_and_task_decorators_time_calls_and_reraise() -> None:
         first, failed, planned, method = actions
         assert first["tools_used"] == {"order_id": "A1"}  # type: ignore[index]
         assert first["response"] == '{"order": "A1"}'  # type: ignore[index]
-        assert "tools_used" not in failed and failed["error_msg"] == "KeyError"  # type: ignore[operator,index]
+        assert "tools_used" not in failed  # type: ignore[operator]
+        assert failed["error_msg"] == "KeyError"  # type: ignore[index]
         assert "secret-order" not in str(failed)
         assert raised.type is KeyError
         assert planned["duration_ms"] >= 10  # type: ignore[index,operator]

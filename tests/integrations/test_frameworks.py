@@ -144,7 +144,9 @@ def llama_sync(base_url: str) -> list[Any]:
         ],
     ]
     final = llm.chat(history)
-    streamed = "".join(r.delta or "" for r in llm.stream_chat([ChatMessage(role="user", content="hi")]))
+    streamed = "".join(
+        r.delta or "" for r in llm.stream_chat([ChatMessage(role="user", content="hi")])
+    )
     return [[c.tool_kwargs for c in calls], str(final.message.content), streamed]
 
 

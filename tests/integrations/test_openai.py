@@ -8,18 +8,17 @@ import pytest
 
 pytest.importorskip("openai")
 
-import openai_scenario as scenario  # noqa: E402
-from capture_support import (  # noqa: E402
-    async_tracker,
+import openai_scenario as scenario
+from capture_support import (
     collector,
     conversation_totals,
     expected_totals,
     sync_tracker,
     usage_rows,
 )
-from fake_model_server import FakeModelServer  # noqa: E402
+from fake_model_server import FakeModelServer
 
-from agentsight_async import instrument, uninstrument  # noqa: E402
+from agentsight_async import instrument, uninstrument
 
 PROTOCOLS = ["ingest", "rest"]
 
@@ -52,7 +51,9 @@ def check_rows(rows: list[dict[str, object]], server: FakeModelServer, streamed:
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_sync_calls_are_captured_and_unchanged(model_server: FakeModelServer, protocol: str) -> None:
+def test_sync_calls_are_captured_and_unchanged(
+    model_server: FakeModelServer, protocol: str
+) -> None:
     expected_seen = unpatched_sync()
     with collector() as server:
         tracker = sync_tracker(server, protocol)
@@ -75,7 +76,9 @@ def test_sync_calls_are_captured_and_unchanged(model_server: FakeModelServer, pr
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_async_calls_are_captured_and_unchanged(model_server: FakeModelServer, protocol: str) -> None:
+def test_async_calls_are_captured_and_unchanged(
+    model_server: FakeModelServer, protocol: str
+) -> None:
     with FakeModelServer() as plain:
         expected_seen = asyncio.run(scenario.run_async(plain.openai_url))
 
@@ -102,4 +105,6 @@ def test_async_calls_are_captured_and_unchanged(model_server: FakeModelServer, p
 def async_tracker_for(url: str, key: str, protocol: str):  # type: ignore[no-untyped-def]
     from agentsight_async import AsyncConversationTracker
 
-    return AsyncConversationTracker(api_key=key, endpoint=url, protocol=protocol, flush_interval=0.05)
+    return AsyncConversationTracker(
+        api_key=key, endpoint=url, protocol=protocol, flush_interval=0.05
+    )
