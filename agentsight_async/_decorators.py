@@ -124,10 +124,11 @@ class _Recorder:
 def decorate(
     fn: Any,
     kind: str,
-    name: str | None,
-    capture_args: bool,
-    capture_result: bool,
-    tracker: BaseTracker | None,
+    *,
+    name: str | None = None,
+    capture_args: bool = True,
+    capture_result: bool = True,
+    tracker: BaseTracker | None = None,
 ) -> Any:
     """The decorator (``fn`` None: called with options) for :func:`tool` and :func:`task`."""
     if fn is None:
@@ -210,20 +211,22 @@ def tool(
     Raises:
         TypeError: for something that is not a plain or async function.
     """
-    return decorate(fn, "tool", name, capture_args, capture_result, tracker)
+    return decorate(
+        fn,
+        "tool",
+        name=name,
+        capture_args=capture_args,
+        capture_result=capture_result,
+        tracker=tracker,
+    )
 
 
-def task(
-    fn: F | None = None,
-    /,
-    *,
-    name: str | None = None,
-    capture_args: bool = True,
-    capture_result: bool = True,
-    tracker: BaseTracker | None = None,
-) -> Any:
-    """Like :func:`tool`, for a step of the agent's own work (metadata ``{"kind": "task"}``)."""
-    return decorate(fn, "task", name, capture_args, capture_result, tracker)
+def task(fn: F | None = None, /, **options: Any) -> Any:
+    """Like :func:`tool` (same options), for a step of the agent's own work.
+
+    Its actions carry the metadata ``{"kind": "task"}``.
+    """
+    return decorate(fn, "task", **options)
 
 
 __all__ = ["task", "tool"]

@@ -347,36 +347,21 @@ class BaseTracker:
             metadata,
         )
 
-    def tool(
-        self,
-        fn: Any = None,
-        /,
-        *,
-        name: str | None = None,
-        capture_args: bool = True,
-        capture_result: bool = True,
-    ) -> Any:
+    def tool(self, fn: Any = None, /, **options: Any) -> Any:
         """``@tracker.tool``: time each call of a function as an action of this tracker.
 
-        The same as :func:`agentsight_async.tool` with this tracker given.
+        The same as :func:`agentsight_async.tool` (``name=``, ``capture_args=``,
+        ``capture_result=``) with this tracker given.
         """
         from ._decorators import decorate
 
-        return decorate(fn, "tool", name, capture_args, capture_result, self)
+        return decorate(fn, "tool", tracker=self, **options)
 
-    def task(
-        self,
-        fn: Any = None,
-        /,
-        *,
-        name: str | None = None,
-        capture_args: bool = True,
-        capture_result: bool = True,
-    ) -> Any:
+    def task(self, fn: Any = None, /, **options: Any) -> Any:
         """``@tracker.task``: like :meth:`tool`, for a step of the agent's own work."""
         from ._decorators import decorate
 
-        return decorate(fn, "task", name, capture_args, capture_result, self)
+        return decorate(fn, "task", tracker=self, **options)
 
     # --- local reports -------------------------------------------------------------------
     def _get_token_usage(self, conversation_id: str | None) -> dict[str, int]:
