@@ -15,7 +15,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.sessions = ["lint", "typecheck", "tests", "integrations"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_external_run = False
 
@@ -29,6 +29,17 @@ TEST_DEPS = [
     "playwright>=1.40",
     "psutil",
     "python-dotenv",
+]
+#: The libraries automatic capture instruments, for its tests (tests/integrations).  The
+#: framework packages pin openai below 3, so this set tests openai 2.x with the frameworks;
+#: the ``integrations`` session tests the newest openai and anthropic on their own.
+INTEGRATION_DEPS = [
+    "openai",
+    "anthropic",
+    "langchain-core",
+    "langchain-openai",
+    "llama-index-core",
+    "llama-index-llms-openai",
 ]
 PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 #: The tests session fails below this line coverage of the SDK (it printed 92 % when set).
@@ -52,7 +63,7 @@ def _ensure_chromium(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The test suite: unit, end-to-end on loopback, browser, shortened reliability."""
-    session.install("-e", ".[collector]", *TEST_DEPS)
+    session.install("-e", ".[collector]", *TEST_DEPS, *INTEGRATION_DEPS)
     _ensure_chromium(session)
     session.run(
         "pytest",
@@ -62,6 +73,21 @@ def tests(session: nox.Session) -> None:
         "--cov=agentsight_async",
         "--cov-report=term:skip-covered",
         f"--cov-fail-under={COVERAGE_FLOOR}",
+        *session.posargs,
+    )
+
+
+@nox.session(python=PYTHON)
+def integrations(session: nox.Session) -> None:
+    """Provider capture against the newest openai (3.x) and anthropic, without frameworks."""
+    session.install("-e", ".[collector]", *TEST_DEPS, "openai>=3", "anthropic>=2")
+    session.run(
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "tests/integrations",
+        "tests/core/test_docs.py",
         *session.posargs,
     )
 
@@ -86,7 +112,7 @@ def compat(session: nox.Session) -> None:
     The client virtualenvs are built from PyPI on first use and cached under
     ``.nox/compat-clients`` (or ``$AGENTSIGHT_COMPAT_VENVS``); see docs/compatibility.md.
     """
-    session.install("-e", ".[collector]", *TEST_DEPS)
+    session.install("-e", ".[collector]", *TEST_DEPS, "openai", "anthropic")
     session.run(
         "pytest",
         "-q",

@@ -19,6 +19,7 @@ and ``conversation_manager`` (see :mod:`agentsight_async.api`).
 """
 
 from ._config import Settings
+from ._decorators import task, tool
 from ._events import Batch, ConversationBatch, Event, FlushResult, Outcome
 from ._exceptions import (
     AgentSightApiJwtExpiredException,
@@ -57,6 +58,7 @@ from .api import (
     agentsight_api,
     conversation_manager,
 )
+from .integrations import instrument, uninstrument
 
 __all__ = [
     "AgentSightAPI",
@@ -99,4 +101,8 @@ __all__ = [
     "agentsight_api",
     "conversation_manager",
     "conversation_tracker",
+    "instrument",
+    "task",
+    "tool",
+    "uninstrument",
 ]

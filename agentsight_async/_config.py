@@ -35,6 +35,37 @@ LOCAL_SCHEMES: Final[dict[str, str]] = {
     "memory": "agentsight_async._exporters._memory:MemoryExporter",
     "sqlite": "agentsight_async._exporters._sqlite:SqliteExporter",
 }
+#: The automatic-capture registry: target -> the integration module that installs it
+#: (``install()``/``uninstall()``), imported only when that target is instrumented.
+INSTRUMENT_TARGETS: Final[dict[str, str]] = {
+    "openai": "agentsight_async.integrations._openai",
+    "anthropic": "agentsight_async.integrations._anthropic",
+    "langchain": "agentsight_async.integrations._langchain",
+    "llama_index": "agentsight_async.integrations._llama_index",
+}
+#: Other spellings of the targets (``AGENTSIGHT_INSTRUMENT=llamaindex``).
+TARGET_ALIASES: Final[dict[str, str]] = {"llamaindex": "llama_index", "llama-index": "llama_index"}
+
+
+def instrument_targets(value: str | None) -> tuple[str, ...]:
+    """The targets an ``AGENTSIGHT_INSTRUMENT`` value names, in registry order.
+
+    ``all`` is every target, ``none`` (or nothing) none; otherwise a comma list.
+    Raises ``ValueError`` for an unknown name.
+    """
+    names = {n.strip().lower() for n in (value or "").split(",") if n.strip()}
+    if not names or names == {"none"}:
+        return ()
+    if names == {"all"}:
+        return tuple(INSTRUMENT_TARGETS)
+    resolved = {TARGET_ALIASES.get(n, n) for n in names}
+    unknown = sorted(resolved - set(INSTRUMENT_TARGETS))
+    if unknown:
+        valid = ", ".join(["all", "none", *INSTRUMENT_TARGETS])
+        raise ValueError(f"unknown target {unknown[0]!r}; expected {valid} or a comma list")
+    return tuple(t for t in INSTRUMENT_TARGETS if t in resolved)
+
+
 #: A key of :data:`HTTP_PROTOCOLS` (checked when settings are built).
 Protocol = str
 LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
@@ -134,6 +165,18 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(default=1_000_000, ge=1)
     spool_dir: str | None = None
 
+    # --- automatic capture (off by default: see docs/integrations) --------------
+    instrument: str | None = Field(
+        default=None,
+        description="Capture on first use of a tracker: all, none, or a comma list of "
+        + ", ".join(INSTRUMENT_TARGETS),
+    )
+    token_handler_type: Literal["llamaindex", "langchain"] | None = Field(
+        default=None,
+        description="The original SDK's token handler: llamaindex feeds LlamaIndex model "
+        "usage into get_token_usage() (and langchain, which the original ignored, LangChain's).",
+    )
+
     @field_validator("api_key", mode="before")
     @classmethod
     def _check_key(cls, value: Any) -> Any:
@@ -185,6 +228,23 @@ class Settings(BaseSettings):
             valid = ", ".join(repr(p) for p in HTTP_PROTOCOLS)
             raise ValueError(f"must be one of {valid}; got {value!r}")
         return name
+
+    @field_validator("instrument", mode="before")
+    @classmethod
+    def _check_instrument(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ValueError("must be a string: all, none, or a comma list of targets")
+        instrument_targets(value)
+        return value.strip().lower() or None
+
+    @field_validator("token_handler_type", mode="before")
+    @classmethod
+    def _lower_handler(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower() or None
+        return value
 
     @field_validator("environment", "conversation_id", "spool_dir", mode="before")
     @classmethod

@@ -63,6 +63,9 @@ CONVERSATION_FIELDS: Final = (
 
 #: The token counters of ``track_token_usage()`` and ``get_token_usage()``.
 TOKEN_KEYS: Final = ("prompt_tokens", "completion_tokens", "total_tokens", "embedding_tokens")
+#: Breakdowns a model call may add: parts of ``prompt_tokens`` (cache read, cache write)
+#: and of ``completion_tokens`` (reasoning).  Counted, and reported, only when non-zero.
+TOKEN_DETAIL_KEYS: Final = ("cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
 
 #: The ``summary`` counter each result type increments (conversations count nowhere).
 SUMMARY_KEY: Final[dict[str, str]] = {

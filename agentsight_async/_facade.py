@@ -248,9 +248,18 @@ class ConversationTracker(BaseTracker):
         *,
         model: str | None = None,
         system: str | None = None,
+        cache_read_tokens: int | None = 0,
+        cache_write_tokens: int | None = 0,
+        reasoning_tokens: int | None = 0,
+        duration_ms: float | None = None,
         conversation_id: str | None = None,
     ) -> None:
-        """Add one LLM call's token counts to the current conversation."""
+        """Add one LLM call's token counts to the current conversation.
+
+        ``prompt_tokens`` counts every input token, cached ones included;
+        ``cache_read_tokens``/``cache_write_tokens`` are parts of it, and
+        ``reasoning_tokens`` a part of ``completion_tokens``.
+        """
         self._token_usage(
             conversation_id,
             prompt_tokens,
@@ -259,6 +268,10 @@ class ConversationTracker(BaseTracker):
             embedding_tokens,
             model,
             system,
+            cache_read_tokens=cache_read_tokens,
+            cache_write_tokens=cache_write_tokens,
+            reasoning_tokens=reasoning_tokens,
+            duration_ms=duration_ms,
         )
 
     def get_token_usage(self, *, conversation_id: str | None = None) -> dict[str, int]:

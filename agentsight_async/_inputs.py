@@ -142,8 +142,27 @@ def token_usage(
     embedding_tokens: Any,
     model: Any,
     system: Any,
+    *,
+    cache_read_tokens: Any = 0,
+    cache_write_tokens: Any = 0,
+    reasoning_tokens: Any = 0,
+    duration_ms: Any = None,
+    requested_model: Any = None,
+    operation: Any = None,
+    streamed: Any = None,
+    error: Any = None,
+    usage_reported: bool = True,
 ) -> Built:
-    """One LLM call's counts (a delta, never a running total) and optional model/system."""
+    """One LLM call's counts (a delta, never a running total) and what is known about it.
+
+    ``prompt_tokens`` counts every input token, cached ones included (OpenAI's
+    ``prompt_tokens``; Anthropic's ``input_tokens`` plus both cache counts), so
+    ``cache_read_tokens`` and ``cache_write_tokens`` are parts of it, as
+    ``reasoning_tokens`` is a part of ``completion_tokens``.  The breakdowns and
+    the optional facts (model, duration, streamed, error ...) are present in
+    the data only when given, so a plain ``track_token_usage()`` item keeps
+    the original shape.
+    """
     data: dict[str, Any] = {
         "prompt_tokens": v.token_count(prompt_tokens, "prompt_tokens"),
         "completion_tokens": v.token_count(completion_tokens, "completion_tokens"),
@@ -151,8 +170,39 @@ def token_usage(
         "embedding_tokens": v.token_count(embedding_tokens, "embedding_tokens"),
     }
     exc = InvalidConversationDataException
-    if model is not None:
-        data["model"] = v.check_text(model, "model", exc, v.MAX_FIELD_CHARS)
-    if system is not None:
-        data["system"] = v.check_text(system, "system", exc, v.MAX_FIELD_CHARS)
-    return data, v.EVENT_OVERHEAD
+    details = {
+        "cache_read_tokens": v.token_count(cache_read_tokens, "cache_read_tokens"),
+        "cache_write_tokens": v.token_count(cache_write_tokens, "cache_write_tokens"),
+        "reasoning_tokens": v.token_count(reasoning_tokens, "reasoning_tokens"),
+    }
+    if details["cache_read_tokens"] + details["cache_write_tokens"] > data["prompt_tokens"]:
+        raise exc(
+            "cache_read_tokens + cache_write_tokens: larger than prompt_tokens, which counts "
+            "every input token, cached ones included"
+        )
+    if details["reasoning_tokens"] > data["completion_tokens"]:
+        raise exc("reasoning_tokens: larger than completion_tokens, which includes them")
+    data.update((k, n) for k, n in details.items() if n)
+    size = v.EVENT_OVERHEAD
+    for key, value in (
+        ("model", model),
+        ("system", system),
+        ("requested_model", requested_model),
+        ("operation", operation),
+    ):
+        if value is not None:
+            data[key] = v.check_text(value, key, exc, v.MAX_FIELD_CHARS)
+            size += len(data[key])
+    duration = v.non_negative_number(duration_ms, "duration_ms")
+    if duration is not None:
+        data["duration_ms"] = duration
+    if streamed is not None:
+        if not isinstance(streamed, bool):
+            raise exc(f"streamed: must be a bool, got {v.type_name(streamed)}")
+        data["streamed"] = streamed
+    if not usage_reported:
+        data["usage_reported"] = False
+    if error is not None:
+        data["error"] = v.check_text(error, "error", exc, v.MAX_FIELD_CHARS * 4, allow_blank=True)
+        size += len(data["error"])
+    return data, size

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ._events import SUMMARY_KEY, TOKEN_KEYS, Event
+from ._events import SUMMARY_KEY, TOKEN_DETAIL_KEYS, TOKEN_KEYS, Event
 from ._queues import Result
 
 
@@ -62,8 +62,15 @@ def tracked_summary(conversation_id: str | None, events: Sequence[Event]) -> dic
 
 
 def token_usage(tokens: dict[str, int]) -> dict[str, int]:
-    """``get_token_usage()``: all four counters, or ``{}`` when none was counted."""
-    return {k: tokens.get(k, 0) for k in TOKEN_KEYS} if tokens else {}
+    """``get_token_usage()``: all four counters, or ``{}`` when none was counted.
+
+    The breakdowns (cache read/write, reasoning) follow when any call reported them.
+    """
+    if not tokens:
+        return {}
+    usage = {k: tokens.get(k, 0) for k in TOKEN_KEYS}
+    usage.update((k, tokens[k]) for k in TOKEN_DETAIL_KEYS if tokens.get(k))
+    return usage
 
 
 def preview(rtype: str, conversation_id: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -43,10 +43,12 @@ from ._events import (
     CONVERSATION_FIELDS,
     CONVERSATION_OPENED,
     QUESTION,
+    TOKEN_DETAIL_KEYS,
     TOKEN_KEYS,
     TOKEN_USAGE,
     Event,
     FlushResult,
+    iso_utc,
 )
 from ._exceptions import (
     ConfigurationError,
@@ -58,6 +60,7 @@ from ._exporters._base import Exporter
 from ._pipeline import ExporterFactory, Pipeline
 from ._queues import SMALL_EVENT
 from ._stats import ErrorCallback, Stats
+from .integrations import _capture as capture
 
 logger = logging.getLogger("agentsight_async")
 
@@ -115,6 +118,7 @@ class BaseTracker:
         self._fast_chars = 0
         if pipeline is not None:
             self._attach(pipeline)
+        capture.register(self)
 
     def _start(self) -> Pipeline:
         """Build (or rebuild) the pipeline on first use; the facade is lazy."""
@@ -130,6 +134,7 @@ class BaseTracker:
         self._fast_chars = min(SMALL_EVENT - v.EVENT_OVERHEAD, pipeline.settings.max_message_chars)
         if pipeline.settings.conversation_id is not None:
             self._context.configured = pipeline.settings.conversation_id
+        capture.apply_settings(pipeline.settings)
 
     # --- state -------------------------------------------------------------------------
     @property
@@ -143,8 +148,20 @@ class BaseTracker:
         return not self._pipeline.disabled
 
     def stats(self) -> dict[str, Any]:
-        """Counters: tracked, delivered, retried, dropped by reason, queued, in flight, errors."""
-        return self._pipeline.snapshot()
+        """Counters: tracked, delivered, retried, dropped by reason, queued, in flight, errors.
+
+        ``capture`` holds the process-wide counters of automatic capture
+        (``recorded``, ``unattributed``, ``ambiguous``, ``failed``, ``degraded``):
+        a captured call that found no tracker belongs to none, so it is counted
+        for the whole process.
+        """
+        return {**self._pipeline.snapshot(), "capture": capture.counters()}
+
+    @property
+    def is_closed(self) -> bool:
+        """True once ``aclose()`` stopped this tracker for good (captures then skip it)."""
+        p = self._p
+        return p is not None and p.closed
 
     @property
     def current_conversation_id(self) -> str | None:
@@ -226,12 +243,125 @@ class BaseTracker:
         data, size = inputs.attachments(*args, max_attachment_bytes=p.settings.max_attachment_bytes)
         p.push(ATTACHMENTS, self._context.resolve(conversation_id), data, size)
 
-    def _token_usage(self, conversation_id: str | None, *args: Any) -> None:
+    def _token_usage(self, conversation_id: str | None, *args: Any, **details: Any) -> None:
         p = self._pipeline
-        data, size = inputs.token_usage(*args)
+        data, size = inputs.token_usage(*args, **details)
         cid = self._context.resolve(conversation_id)
         if p.push(TOKEN_USAGE, cid, data, size) or p.disabled:
-            p.queues.add_tokens(cid, {k: data[k] for k in TOKEN_KEYS})
+            counts = {k: data[k] for k in TOKEN_KEYS}
+            counts.update((k, data[k]) for k in TOKEN_DETAIL_KEYS if k in data)
+            p.queues.add_tokens(cid, counts)
+
+    # --- automatic capture -----------------------------------------------------------------
+    def record_model_call(
+        self,
+        *,
+        provider: str,
+        model: str | None = None,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        reasoning_tokens: int = 0,
+        embedding_tokens: int = 0,
+        requested_model: str | None = None,
+        operation: str | None = None,
+        duration_ms: float | None = None,
+        streamed: bool | None = None,
+        error: str | None = None,
+        usage_reported: bool = True,
+        conversation_id: str | None = None,
+    ) -> None:
+        """Record one model call as a token-usage item: what the integrations call.
+
+        Synchronous and non-blocking from any thread or task, like ``track_*``.
+
+        Args:
+            provider: who served the call (``openai``, ``anthropic`` ...); sent
+                as ``gen_ai.system``.
+            model: the model that answered (billed); *requested_model* the one
+                asked for, kept when it differs.
+            prompt_tokens: every input token, cached ones included; the
+                *cache_read_tokens* and *cache_write_tokens* are parts of it.
+            completion_tokens: every output token; *reasoning_tokens* are a part.
+            embedding_tokens: tokens of an embeddings call.
+            operation: ``chat``, ``text_completion`` or ``embeddings``.
+            duration_ms: how long the call took (the item ends when it is recorded).
+            streamed: whether the answer was streamed.
+            error: why the call failed (its exception type), if it did.
+            usage_reported: False when a stream ended without a usage report
+                (the zeros then mean "unknown").
+            conversation_id: as for ``track_*``: explicit, else the current one.
+
+        Raises:
+            InvalidConversationDataException: for invalid counts or texts.
+            MissingConversationIdException: when there is no conversation to use.
+        """
+        self._token_usage(
+            conversation_id,
+            prompt_tokens,
+            completion_tokens,
+            prompt_tokens + completion_tokens,
+            embedding_tokens,
+            model,
+            provider,
+            cache_read_tokens=cache_read_tokens,
+            cache_write_tokens=cache_write_tokens,
+            reasoning_tokens=reasoning_tokens,
+            duration_ms=duration_ms,
+            requested_model=requested_model if requested_model != model else None,
+            operation=operation,
+            streamed=streamed,
+            error=error,
+            usage_reported=usage_reported,
+        )
+
+    def record_tool_call(
+        self,
+        name: str,
+        *,
+        started_ns: int,
+        ended_ns: int,
+        arguments: dict[str, Any] | None = None,
+        response: str | None = None,
+        error: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        conversation_id: str | None = None,
+    ) -> None:
+        """Record one finished tool call as an action: what ``@tool`` and the framework
+        handlers call.  Times are ``time.time_ns()`` values; never blocks.
+
+        Raises:
+            InvalidConversationDataException: for an invalid name, arguments or times.
+            MissingConversationIdException: when there is no conversation to use.
+        """
+        self._action(
+            conversation_id,
+            name,
+            iso_utc(started_ns),
+            iso_utc(ended_ns),
+            round(max(ended_ns - started_ns, 0) / 1e6, 3),
+            arguments,
+            response,
+            error,
+            metadata,
+        )
+
+    def tool(self, fn: Any = None, /, **options: Any) -> Any:
+        """``@tracker.tool``: time each call of a function as an action of this tracker.
+
+        The same as :func:`agentsight_async.tool` (``name=``, ``capture_args=``,
+        ``capture_result=``) with this tracker given.
+        """
+        from ._decorators import decorate
+
+        return decorate(fn, "tool", tracker=self, **options)
+
+    def task(self, fn: Any = None, /, **options: Any) -> Any:
+        """``@tracker.task``: like :meth:`tool`, for a step of the agent's own work."""
+        from ._decorators import decorate
+
+        return decorate(fn, "task", tracker=self, **options)
 
     # --- local reports -------------------------------------------------------------------
     def _get_token_usage(self, conversation_id: str | None) -> dict[str, int]:
@@ -556,9 +686,18 @@ class AsyncConversationTracker(BaseTracker):
         *,
         model: str | None = None,
         system: str | None = None,
+        cache_read_tokens: int | None = 0,
+        cache_write_tokens: int | None = 0,
+        reasoning_tokens: int | None = 0,
+        duration_ms: float | None = None,
         conversation_id: str | None = None,
     ) -> None:
-        """Add one LLM call's token counts to the conversation (sent as its own event)."""
+        """Add one LLM call's token counts to the conversation (sent as its own event).
+
+        ``prompt_tokens`` counts every input token, cached ones included;
+        ``cache_read_tokens``/``cache_write_tokens`` are parts of it, and
+        ``reasoning_tokens`` a part of ``completion_tokens``.
+        """
         if self._must_wait():
             await self._pipeline.wait_for_room()
         self._token_usage(
@@ -569,6 +708,10 @@ class AsyncConversationTracker(BaseTracker):
             embedding_tokens,
             model,
             system,
+            cache_read_tokens=cache_read_tokens,
+            cache_write_tokens=cache_write_tokens,
+            reasoning_tokens=reasoning_tokens,
+            duration_ms=duration_ms,
         )
 
     async def get_token_usage(self, *, conversation_id: str | None = None) -> dict[str, int]:
@@ -654,6 +797,7 @@ def sharing(pipeline: Pipeline, context: ConversationContext) -> AsyncConversati
     """An async tracker over an existing pipeline and context (the sync facade's ``.aio``)."""
     tracker = AsyncConversationTracker.__new__(AsyncConversationTracker)
     BaseTracker.__init__(tracker, pipeline, context)
+    capture.forget(tracker)  # a view of its owner: captures find the owner
     return tracker
 
 

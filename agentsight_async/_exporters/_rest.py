@@ -36,12 +36,14 @@ from typing import Any, Final
 from .. import _events as ev_mod
 from .._events import (
     CONVERSATION_FIELDS,
+    TOKEN_DETAIL_KEYS,
     TOKEN_KEYS,
     Batch,
     ConversationBatch,
     Event,
     Outcome,
     event_uuid,
+    iso_utc,
 )
 from .._exceptions import ConversationApiException
 from ._client import (
@@ -158,19 +160,39 @@ def button_body(ev: Event, pk: int | None) -> dict[str, Any]:
 
 
 def token_usage_body(ev: Event, pk: int | None) -> dict[str, Any]:
-    """One call's token counts as a ``token_usage`` action, at its tracking time."""
+    """One call's usage as a ``token_usage`` action, at its tracking time.
+
+    ``metadata`` holds the four original counters plus what else is known
+    (breakdowns, model, provider as ``system``, streamed, error).  A call with
+    a duration also carries the action's own ``started_at``/``ended_at``/
+    ``duration_ms``, and a failed call its ``error_msg``, like any action.
+    """
     data = ev.data
     metadata: dict[str, Any] = {k: int(data.get(k) or 0) for k in TOKEN_KEYS}
-    for key in ("model", "system"):
+    for key in TOKEN_DETAIL_KEYS:
+        if data.get(key):
+            metadata[key] = int(data[key])
+    for key in ("model", "system", "requested_model", "operation"):
         if data.get(key):
             metadata[key] = data[key]
-    return {
+    for key in ("streamed", "usage_reported", "error"):
+        if data.get(key) is not None:
+            metadata[key] = data[key]
+    body: dict[str, Any] = {
         "timestamp": ev.timestamp,
         "action_name": "token_usage",
         "conversation_id": ev.conversation_id,
         "metadata": metadata,
-        "conversation": pk,
     }
+    duration = data.get("duration_ms")
+    if duration is not None:
+        body["started_at"] = iso_utc(ev.ts_ns - int(duration * 1_000_000))
+        body["ended_at"] = ev.timestamp
+        body["duration_ms"] = duration
+    if data.get("error") is not None:
+        body["error_msg"] = data["error"]
+    body["conversation"] = pk
+    return body
 
 
 def attachment_mode(data: dict[str, Any]) -> str:

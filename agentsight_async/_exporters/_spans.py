@@ -64,6 +64,18 @@ _ATTR_NAME: Final = {"customer_ip_address": "customer_ip"}
 #: How far after its message a message's attachments are stamped (1 µs).
 LINKED_OFFSET_NS: Final = 1000
 
+#: Token-usage data key -> ``llm`` span attribute, set when present and non-zero (§3.4).
+_LLM_OPTIONAL: Final = (
+    ("operation", "gen_ai.operation.name"),
+    ("requested_model", "agentsight.llm.requested_model"),
+    ("streamed", "agentsight.llm.streaming"),
+    ("usage_reported", "agentsight.llm.usage_reported"),
+    ("error", "agentsight.llm.error"),
+    ("cache_read_tokens", "agentsight.llm.cache_read_tokens"),
+    ("cache_write_tokens", "agentsight.llm.cache_write_tokens"),
+    ("reasoning_tokens", "agentsight.llm.reasoning_tokens"),
+    ("embedding_tokens", "agentsight.llm.embedding_tokens"),
+)
 #: Raised by :func:`encode_payload` for a value JSON cannot carry.
 EncodeError = orjson.JSONEncodeError
 
@@ -396,22 +408,49 @@ class BlockEncoder:
         self._span(sid, trace_id_for(ev.ts_ns, sid), "button", name, ev.ts_ns, ev.ts_ns, attrs)
 
     def _token_usage(self, ev: Event, uploaded: bool) -> None:
-        """An ``llm`` span per tracked call, in the latest turn; no total (the backend sums)."""
+        """An ``llm`` span per model call, in the latest turn (§3.4); no total (the backend sums).
+
+        ``gen_ai.usage.input_tokens`` is the *uncached* input, as 0.1.4 sends
+        it: the event's ``prompt_tokens`` less its cache reads and writes, which
+        travel as ``agentsight.llm.cache_*_tokens``.  A call's span ends at its
+        tracking time (a captured call is tracked when it ends) and starts
+        ``duration_ms`` earlier.
+        """
         data = ev.data
         sid = span_id(ev)
         parent, trace, attrs = self._child_of_turn()
         system = data.get("system") or "unknown"
         model = data.get("model")
+        cache_read = int(data.get("cache_read_tokens") or 0)
+        cache_write = int(data.get("cache_write_tokens") or 0)
+        prompt = int(data.get("prompt_tokens") or 0)
         attrs["gen_ai.system"] = system
-        attrs["gen_ai.usage.input_tokens"] = int(data.get("prompt_tokens") or 0)
+        attrs["gen_ai.usage.input_tokens"] = max(prompt - cache_read - cache_write, 0)
         attrs["gen_ai.usage.output_tokens"] = int(data.get("completion_tokens") or 0)
         if model:
             attrs["gen_ai.request.model"] = model
-        if data.get("embedding_tokens"):
-            attrs["agentsight.llm.embedding_tokens"] = int(data["embedding_tokens"])
+        for key, attr in _LLM_OPTIONAL:
+            value = data.get(key)
+            if value is not None and (value != 0 or isinstance(value, bool)):
+                attrs[attr] = value
+        start = end = ev.ts_ns
+        duration = data.get("duration_ms")
+        if duration:
+            start = end - int(duration * 1_000_000)
+        error = data.get("error")
         trace = trace or trace_id_for(ev.ts_ns, sid)
-        name = str(model or system)
-        self._span(sid, trace, "llm", name, ev.ts_ns, ev.ts_ns, attrs, parent=parent)
+        self._span(
+            sid,
+            trace,
+            "llm",
+            str(model or system),
+            start,
+            end,
+            attrs,
+            parent=parent,
+            status="error" if error is not None else "unset",
+            status_description=error,
+        )
 
     def _conversation(self, ev: Event, uploaded: bool) -> None:
         """A ``conversation`` span: upserts the row (``conversation_opened``: not as used)."""

@@ -409,15 +409,24 @@ def _llm(rows: _Rows, conv: int, span: Span) -> None:
         "embedding_tokens": _int(attrs.get("agentsight.llm.embedding_tokens")),
         "cache_read_tokens": _int(attrs.get("agentsight.llm.cache_read_tokens")),
         "cache_write_tokens": _int(attrs.get("agentsight.llm.cache_write_tokens")),
+        "reasoning_tokens": _int(attrs.get("agentsight.llm.reasoning_tokens")),
     }
     # Prompt plus completion (input counts cache reads/writes separately), as the
-    # seed and the legacy REST path define it; embedding tokens stand apart.
+    # seed and the legacy REST path define it; embedding tokens stand apart, and
+    # reasoning tokens are a part of the output.
     counts["total_tokens"] = (
         counts["input_tokens"]
         + counts["output_tokens"]
         + counts["cache_read_tokens"]
         + counts["cache_write_tokens"]
     )
+    duration = span["duration_ms"]
+    if duration is None and span["ended_at"]:
+        duration = (span["ended_us"] - span["started_us"]) / 1000
+    streamed = attrs.get("agentsight.llm.streaming")
+    error = _text(attrs.get("agentsight.llm.error"))
+    if error is None and span["status"] == "error":
+        error = ""
     rows.token_usage.append(
         _rows.token_usage_row(
             rows.new_id("token_usage"),
@@ -430,6 +439,13 @@ def _llm(rows: _Rows, conv: int, span: Span) -> None:
             action=None,
             span_id=span["span_id"],
             now=rows.now,
+            call={
+                "duration_ms": duration,
+                "streamed": streamed if isinstance(streamed, bool) else None,
+                "error": error,
+                "requested_model": _text(attrs.get("agentsight.llm.requested_model")),
+                "operation": _text(attrs.get("gen_ai.operation.name")),
+            },
         )
     )
 

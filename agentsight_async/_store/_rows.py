@@ -92,8 +92,9 @@ INSERT_BUTTON = (
 INSERT_USAGE = """
     INSERT INTO token_usage (id, conversation, input_tokens, output_tokens, embedding_tokens,
         cache_read_tokens, cache_write_tokens, total_tokens, model, system, origin, action,
-        timestamp, ts_us, span_id, created_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        timestamp, ts_us, span_id, created_at, reasoning_tokens, duration_ms, streamed, error,
+        requested_model, operation)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 
@@ -283,6 +284,7 @@ def insert_token_usage(
     at: tuple[str, int],
     action: int | None = None,
     span_id: str | None = None,
+    call: Mapping[str, Any] | None = None,
 ) -> int:
     pk = new_id(conn, "token_usage")
     conn.execute(
@@ -298,6 +300,7 @@ def insert_token_usage(
             action=action,
             span_id=span_id,
             now=_timeutil.now_iso(),
+            call=call,
         ),
     )
     return pk
@@ -315,8 +318,15 @@ def token_usage_row(
     action: int | None,
     span_id: str | None,
     now: str,
+    call: Mapping[str, Any] | None = None,
 ) -> tuple[Any, ...]:
-    """The parameters of :data:`INSERT_USAGE`."""
+    """The parameters of :data:`INSERT_USAGE`.
+
+    *call* holds what a model call adds (all optional): ``duration_ms``,
+    ``streamed`` (bool), ``error``, ``requested_model``, ``operation``.
+    """
+    call = call or {}
+    streamed = call.get("streamed")
     return (
         pk,
         conversation,
@@ -334,6 +344,12 @@ def token_usage_row(
         at[1],
         span_id,
         now,
+        counts.get("reasoning_tokens", 0),
+        call.get("duration_ms"),
+        None if streamed is None else int(bool(streamed)),
+        call.get("error"),
+        call.get("requested_model"),
+        call.get("operation"),
     )
 
 

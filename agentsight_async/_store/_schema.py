@@ -211,11 +211,29 @@ def _v3_manage_conversations(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v4_model_call_details(conn: sqlite3.Connection) -> None:
+    """What a captured model call adds to its token usage: reasoning tokens, duration,
+    streamed or not, the error, and the model asked for and the operation when they
+    differ from what was billed.  ``streamed`` is NULL when the sender did not say."""
+    _run_script(
+        conn,
+        """
+        ALTER TABLE token_usage ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE token_usage ADD COLUMN duration_ms REAL;
+        ALTER TABLE token_usage ADD COLUMN streamed INTEGER;
+        ALTER TABLE token_usage ADD COLUMN error TEXT;
+        ALTER TABLE token_usage ADD COLUMN requested_model TEXT;
+        ALTER TABLE token_usage ADD COLUMN operation TEXT
+        """,
+    )
+
+
 #: ``MIGRATIONS[i]`` upgrades a database from ``user_version == i`` to ``i + 1``.
 MIGRATIONS: Sequence[Migration] = (
     _v1_initial,
     _v2_idempotency_and_indexes,
     _v3_manage_conversations,
+    _v4_model_call_details,
 )
 LATEST_VERSION = len(MIGRATIONS)
 

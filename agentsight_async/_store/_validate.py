@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .._events import CONVERSATION_FIELDS, TOKEN_KEYS
+from .._events import CONVERSATION_FIELDS, TOKEN_DETAIL_KEYS, TOKEN_KEYS
 from . import _timeutil
 from ._errors import FieldValidationError, IngestValidationError
 
@@ -333,7 +333,7 @@ def token_counts(action_name: str, metadata: Mapping[str, Any] | None) -> dict[s
         return None
     counts = {
         k: int(v)
-        for k in TOKEN_KEYS
+        for k in (*TOKEN_KEYS, *TOKEN_DETAIL_KEYS)
         if isinstance(v := metadata.get(k), (int, float)) and not isinstance(v, bool)
     }
     return counts or None

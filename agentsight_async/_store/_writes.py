@@ -106,7 +106,7 @@ def action(
     if tokens is not None:
         counts = _snapshot_growth(conn, conv, pk, tokens) if cumulative_tokens else tokens
         if counts is not None:
-            _record_action_tokens(conn, conv, pk, counts, data["metadata"], at)
+            _record_action_tokens(conn, conv, pk, counts, data, at)
     return {"id": pk, "conversation": conv, "action_name": data["action_name"]}
 
 
@@ -144,25 +144,50 @@ def _record_action_tokens(
     conv: int,
     action_pk: int,
     counts: Mapping[str, int],
-    metadata: Mapping[str, Any],
+    action: Mapping[str, Any],
     at: tuple[str, int],
 ) -> None:
+    """One ``token_usage`` row from a token-usage action's counters.
+
+    ``prompt_tokens`` counts every input token; the row's ``input_tokens`` is
+    the uncached part, as on an ingest ``llm`` span, so both paths store the
+    same call alike.  What a captured call adds travels in the metadata (and
+    its duration in the action's own ``duration_ms``).
+    """
+    metadata: Mapping[str, Any] = action["metadata"]
     prompt, completion = counts.get("prompt_tokens", 0), counts.get("completion_tokens", 0)
-    model, system = metadata.get("model"), metadata.get("system")
+    cache_read = counts.get("cache_read_tokens", 0)
+    cache_write = counts.get("cache_write_tokens", 0)
+
+    def text(key: str) -> str | None:
+        value = metadata.get(key)
+        return value if isinstance(value, str) else None
+
+    streamed = metadata.get("streamed")
     _rows.insert_token_usage(
         conn,
         conv,
         {
-            "input_tokens": prompt,
+            "input_tokens": max(prompt - cache_read - cache_write, 0),
             "output_tokens": completion,
             "embedding_tokens": counts.get("embedding_tokens", 0),
+            "cache_read_tokens": cache_read,
+            "cache_write_tokens": cache_write,
+            "reasoning_tokens": counts.get("reasoning_tokens", 0),
             "total_tokens": counts.get("total_tokens", prompt + completion),
         },
-        model=model if isinstance(model, str) else None,
-        system=system if isinstance(system, str) else None,
+        model=text("model"),
+        system=text("system"),
         origin="action",
         at=at,
         action=action_pk,
+        call={
+            "duration_ms": action.get("duration_ms"),
+            "streamed": streamed if isinstance(streamed, bool) else None,
+            "error": text("error"),
+            "requested_model": text("requested_model"),
+            "operation": text("operation"),
+        },
     )
 
 

@@ -100,7 +100,7 @@ def test_a_v2_database_upgrades_to_v3_in_place(tmp_path: Path) -> None:
     conn.execute("INSERT INTO object_ids (id, kind) VALUES (9, 'feedback')")
     conn.close()
     with Storage(path) as storage:
-        assert storage.schema_version == _schema.LATEST_VERSION == 3
+        assert storage.schema_version == _schema.LATEST_VERSION == 4
         page = storage.list_conversations(metadata="plan:pro")
         assert {
             (c["conversation_id"], c["is_marked"], c["is_deleted"]) for c in page["results"]

@@ -92,3 +92,37 @@ def test_the_ast_check_sees_every_kind_of_import() -> None:
     ):
         names = [name for _, name in _imported_names(ast.parse(code))]
         assert any(n.split(".")[0] in (COLLECTOR, *SERVER_LIBRARIES) for n in names), code
+
+
+#: The libraries automatic capture instruments: imported only by ``instrument()``.
+INSTRUMENTED = ("openai", "anthropic", "langchain_core", "langchain", "llama_index")
+
+
+def _import_time_imports(tree: ast.AST) -> list[tuple[int, str]]:
+    """Import statements that run when the module is imported (not inside a function)."""
+    found: list[tuple[int, str]] = []
+    stack = list(ast.iter_child_nodes(tree))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+        stack.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def test_no_sdk_module_imports_an_instrumented_library_at_import_time() -> None:
+    """Only inside functions of ``agentsight_async.integrations`` (run by ``instrument()``)."""
+    offenders = [
+        f"{path.relative_to(SDK.parent)}:{line}: {name}"
+        for path in sorted(SDK.rglob("*.py"))
+        for line, name in _import_time_imports(ast.parse(path.read_text(encoding="utf-8")))
+        if name.split(".")[0] in INSTRUMENTED
+    ]
+    assert offenders == []
+    # the check is not vacuous: a module-level import is seen, a lazy one is not
+    assert _import_time_imports(ast.parse("import openai")) == [(1, "openai")]
+    assert _import_time_imports(ast.parse("def f():\n    import openai")) == []
