@@ -29,6 +29,7 @@ TEST_DEPS = [
     "playwright>=1.40",
     "psutil",
     "python-dotenv",
+    "fastapi",
 ]
 #: The libraries automatic capture instruments, for its tests (tests/integrations).  The
 #: framework packages pin openai below 3, so this set tests openai 2.x with the frameworks;

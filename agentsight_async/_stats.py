@@ -46,7 +46,7 @@ class Throttle:
     #: The widest interval is ``flush_interval * 2**MAX_LEVEL``.
     MAX_LEVEL = 6
     #: How many steps beyond ``Retry-After`` the first 429 already slows down.
-    FIRST_STEP = 2
+    FIRST_STEP = 1
     #: A pause is stretched by up to this fraction, at random.
     JITTER = 0.5
 

@@ -29,7 +29,7 @@ same bytes, parsed, to the local store.  Decisions worth knowing:
   ``otel`` object, is serialised once per block as an ``orjson.Fragment``.
   500 short messages cost ~2.7 µs each here, a mix of every kind ~4.1 µs,
   against ~4.3 and ~8.7 µs for the former hand-written JSON template (same
-  machine and Python; ``tests/exporters/time_encoder.py``).  Merging the
+  machine and Python; ``python -m benchmarks.time_encoder``).  Merging the
   pre-serialised conversation attributes into each span's attribute object as
   a fragment measured no faster than the dict merge, so attributes stay dicts.
 """

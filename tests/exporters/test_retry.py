@@ -136,7 +136,7 @@ async def run(send: Any, clock: Any, settings: Any, stats: Stats, budget: float 
     )
 
 
-@pytest.mark.parametrize("status", RETRYABLE)
+@pytest.mark.parametrize("status", [s for s in RETRYABLE if s != 429])
 async def test_retryable_status_then_success(status, clock, make_settings, stats) -> None:
     send, calls = scripted(status, status, 201)
     result = await run(send, clock, make_settings(), stats)
@@ -172,9 +172,10 @@ async def test_retry_after_seconds_honoured(clock, make_settings, stats) -> None
     send, _ = scripted((429, {"Retry-After": "1"}), (503, {"Retry-After": "3"}), 201)
     result = await run(send, clock, make_settings(), stats)
     assert isinstance(result, httpx.Response)
-    # a 429's pause is Retry-After plus up to half again at random (rand is 1.0 here),
-    # so a fleet does not come back at once; a 503's Retry-After is taken as it is
-    assert clock.sleeps == [1.5, 3.0]
+    # a 429 gives way more than it is asked (the allowance is shared with a fleet this
+    # process cannot see): level 1, so max(Retry-After 1 s, 2 x flush_interval 1 s),
+    # plus up to half again at random (rand is 1.0 here); a 503's Retry-After is as given
+    assert clock.sleeps == [3.0, 3.0]
 
 
 async def test_retry_after_http_date_honoured(clock, make_settings, stats) -> None:
@@ -190,7 +191,8 @@ async def test_retry_after_capped_by_settings(clock, make_settings, stats) -> No
     assert clock.sleeps == [5.0]
     send, _ = scripted((429, {"Retry-After": "3600"}), 201)
     await run(send, clock, make_settings(retry_after_cap=5.0), stats)
-    assert clock.sleeps == [5.0, 7.5]  # capped, then the jitter
+    # capped to 5 s, then given way to: level ceil(log2 5) + 1 = 4, max(5, 16) x 1.5
+    assert clock.sleeps == [5.0, 24.0]
 
 
 async def test_budget_never_slept_past(clock, make_settings, stats) -> None:
@@ -223,22 +225,25 @@ async def test_throttled_time_is_not_taken_from_the_budget(clock, make_settings,
     result = await run(send, clock, make_settings(), stats, budget=10.0)
     assert isinstance(result, httpx.Response)
     assert result.status_code == 201
-    assert clock.sleeps == [30.0, 30.0, 30.0]  # 20 s + jitter, three times past a 10 s budget
+    # Retry-After 20 s: level ceil(log2 20) + 1 = 6 (the top), max(20, 64) x 1.5 each time,
+    # all three far past the 10 s budget
+    assert clock.sleeps == [96.0, 96.0, 96.0]
     assert len(calls) == 4
     assert stats.throttle.hits == 3
-    assert stats.throttle.level == 2  # three 429s raised it, the success lowered it once
+    # the success came a whole widened interval (64 s) after the last 429: one step back
+    assert stats.throttle.level == 5
 
 
 async def test_a_429_pauses_every_request_of_the_exporter(clock, make_settings, stats) -> None:
     throttled, _ = scripted((429, {"Retry-After": "4"}), 201)
     await run(throttled, clock, make_settings(), stats)
-    assert clock.sleeps == [6.0]
+    assert clock.sleeps == [12.0]  # level 3: max(4, 8) x 1.5
     # another batch, whose own answers are fine, still waits for the pause to end
     stats.throttle.until = clock.now + 2.0
     other, calls = scripted(201)
     result = await run(other, clock, make_settings(), stats)
     assert isinstance(result, httpx.Response)
-    assert clock.sleeps == [6.0, 2.0]
+    assert clock.sleeps == [12.0, 2.0]
     assert len(calls) == 1
 
 
@@ -295,3 +300,44 @@ async def test_outside_delivery_a_429_is_an_ordinary_retry(clock, make_settings,
     assert len(calls) == 1
     assert stats.throttle.hits == 0
     assert stats.failing_since is None  # not a delivery outage
+
+
+async def test_repeated_429s_without_retry_after_back_off(clock, make_settings, stats) -> None:
+    send, calls = scripted(429, 429, 201)
+    result = await run(send, clock, make_settings(), stats)
+    assert isinstance(result, httpx.Response)
+    assert len(calls) == 3
+    # backoff 0.5 s then 1 s; levels 1 then 2: max(0.5, 2) x 1.5, max(1, 4) x 1.5
+    assert clock.sleeps == [3.0, 6.0]
+
+
+@pytest.mark.parametrize(
+    ("wait", "base", "level"),
+    [(1.0, 1.0, 1), (5.0, 1.0, 4), (1.0, 0.05, 6), (0.2, 1.0, 1), (3600.0, 1.0, 6)],
+)
+def test_the_first_429_gives_way_past_retry_after(wait: float, base: float, level: int) -> None:
+    from agentsight_async._stats import Throttle
+
+    t = Throttle()
+    t.throttled(wait, now=100.0, base=base, jitter=0.0)
+    assert t.level == level
+    pause = t.delay(100.0)
+    assert pause >= wait  # never before the server said
+    assert pause == pytest.approx(max(wait, base * 2**level))
+
+
+def test_room_is_taken_back_one_step_per_quiet_interval() -> None:
+    from agentsight_async._stats import Throttle
+
+    t = Throttle()
+    t.throttled(1.0, now=0.0, base=1.0, jitter=0.0)
+    t.throttled(1.0, now=1.0, base=1.0, jitter=0.0)
+    assert t.level == 2
+    t.succeeded(now=2.0, base=1.0)  # only 1 s since the last 429: not yet
+    assert t.level == 2
+    t.succeeded(now=5.0, base=1.0)  # a whole widened interval (4 s) was quiet
+    assert t.level == 1
+    t.succeeded(now=6.0, base=1.0)  # the next step needs its own quiet interval (2 s)
+    assert t.level == 1
+    t.succeeded(now=7.0, base=1.0)
+    assert t.level == 0

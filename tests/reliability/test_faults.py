@@ -38,6 +38,7 @@ from reliability_support import (
 )
 
 from agentsight_async import AsyncConversationTracker
+from agentsight_async._stats import Throttle
 from agentsight_collector import LocalCollector
 
 PROTOCOLS = ["ingest", "rest"]
@@ -57,6 +58,10 @@ ALL_FAULTS = [
 
 #: Figures the suite reports (printed by test_report_figures at the end of the module).
 FIGURES: dict[str, dict[str, Any]] = defaultdict(dict)
+
+
+#: The longest a first 429 pauses these trackers (flush_interval 0.05 s; Throttle).
+FIRST_429_PAUSE = 0.05 * 2**Throttle.MAX_LEVEL * (1 + Throttle.JITTER)
 
 
 def tracker_for(url: str, protocol: str, **overrides: Any) -> AsyncConversationTracker:
@@ -219,9 +224,14 @@ async def test_mixed_faults_heal_exactly_once_in_order(
 @pytest.mark.parametrize(
     ("fault", "low", "high"),
     [
-        (Fault(RETRY_AFTER_SECONDS, 1), 0.95, 1.9),
-        (Fault(RETRY_AFTER_DATE, 2), 0.95, 2.9),  # an HTTP-date has whole seconds: 1-2 s
-        (Fault(RETRY_AFTER_SECONDS, 3600), 0.95, 1.9),  # capped by retry_after_cap=1
+        # Never before Retry-After; not much later than the first 429's pause either: the
+        # exporter gives way past it, to its widened interval (flush_interval 0.05 s * 2**6,
+        # the top level), plus up to half again at random - 3.2 to 4.8 s here.
+        (Fault(RETRY_AFTER_SECONDS, 1), 0.95, FIRST_429_PAUSE + 0.5),
+        # an HTTP-date has whole seconds: 1-2 s
+        (Fault(RETRY_AFTER_DATE, 2), 0.95, FIRST_429_PAUSE + 0.5),
+        # capped by retry_after_cap=1
+        (Fault(RETRY_AFTER_SECONDS, 3600), 0.95, FIRST_429_PAUSE + 0.5),
     ],
     ids=["seconds", "http-date", "capped"],
 )
