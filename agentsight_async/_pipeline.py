@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import concurrent.futures
 import logging
 import os
 import threading
@@ -39,6 +38,7 @@ from ._events import Event, FlushResult
 from ._exceptions import ConfigurationError, FlushTimeoutError, NoApiKeyException
 from ._exporters._base import Exporter
 from ._flusher import Flusher
+from ._portal import LoopThread
 from ._queues import Queues
 from ._spool import Spool
 from ._stats import ErrorCallback, Stats
@@ -76,7 +76,11 @@ class Pipeline:
         self._exporter_factory = exporter_factory
         self._flusher: Flusher | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None  # the loop thread we own, if any
+        self._portal = LoopThread(
+            "agentsight-async-loop",
+            own_thread_error="agentsight_async: a blocking ConversationTracker call was made "
+            "from the tracker's own event-loop thread; use the async API (tracker.aio) there",
+        )
         self._spool: Spool | None = None
         self._closed = False
         self._start_lock = threading.Lock()
@@ -151,13 +155,9 @@ class Pipeline:
         if self.disabled:
             self.stats.dropped["disabled"] += 1
             return False
-        wake = self.queues.push(kind, conversation_id, time.time_ns(), payload, size)
-        if wake is None:
-            self.stats.drop("queue_full")
-            return False
-        if wake:
-            self._wake_flusher()
-        return True
+        return self._admitted(
+            self.queues.push(kind, conversation_id, time.time_ns(), payload, size)
+        )
 
     def append(self, ev: Event, fields: dict[str, Any] | None = None) -> bool:
         """Queue *ev* (a conversation item: *fields* update the conversation's fields).
@@ -167,7 +167,10 @@ class Pipeline:
         if self.disabled:
             self.stats.dropped["disabled"] += 1
             return False
-        wake = self.queues.append(ev, fields)
+        return self._admitted(self.queues.append(ev, fields))
+
+    def _admitted(self, wake: bool | None) -> bool:
+        """What the queues said: refused (None, counted), or accepted and maybe wake."""
         if wake is None:
             self.stats.drop("queue_full")
             return False
@@ -217,7 +220,7 @@ class Pipeline:
             owner is not None
             and owner is not loop
             and not owner.is_closed()
-            and (owner.is_running() or self._thread is not None)
+            and (owner.is_running() or self._portal.running)
         ):
             return  # another live loop owns the flusher
         flusher = self._flusher
@@ -251,41 +254,24 @@ class Pipeline:
         Idempotent.  Fire-and-forget calls never touch this loop; blocking calls
         reach it through :meth:`call`.
         """
-        if self._thread is not None:
+        portal = self._portal
+        if portal.running:
             return
         with self._start_lock:
-            if self._thread is not None:
+            if portal.running:
                 return
-            loop = asyncio.new_event_loop()
-            ready = threading.Event()
-
-            def run() -> None:
-                asyncio.set_event_loop(loop)
-                loop.call_soon(ready.set)
-                loop.run_forever()
-
-            thread = threading.Thread(target=run, name="agentsight-async-loop", daemon=True)
-            thread.start()
-            ready.wait()
-            self._loop = loop
-            self._thread = thread
+            self._loop = portal.start()
 
             async def bind_here() -> None:
                 self.bind()
 
-            asyncio.run_coroutine_threadsafe(bind_here(), loop).result()
+            portal.call(bind_here, None, RuntimeError)
 
     def stop_loop_thread(self) -> None:
         """Stop the private loop thread (after :meth:`aclose`); a no-op without one."""
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=5)
-        if not thread.is_alive():
-            loop.close()
-        self._thread = None
-        self._loop = None
+        if self._portal.running:
+            self._portal.stop()
+            self._loop = None
 
     def call(self, fn: Callable[[], Awaitable[T]], timeout: float | None, what: str) -> T:
         """Run ``fn()`` on the private loop and wait for it, from any other thread.
@@ -298,24 +284,16 @@ class Pipeline:
         points to the ``await`` API.  *what* names the call in messages.
         """
         self.start_loop_thread()
-        if threading.current_thread() is self._thread:
-            raise RuntimeError(
-                f"agentsight_async: ConversationTracker.{what} is a blocking call and was made "
-                "from the tracker's own event-loop thread; use the async API (tracker.aio) there"
-            )
-        loop = self._loop
-        if loop is None:  # closed concurrently by another thread
-            raise RuntimeError("agentsight_async: the tracker was closed during the call")
         caller_loop = _running_loop()
         started = time.perf_counter()
-        fut = asyncio.run_coroutine_threadsafe(_call(fn), loop)
         try:
-            return fut.result(None if timeout is None else timeout + 1.0)
-        except concurrent.futures.TimeoutError:  # not the builtin one before 3.11
-            fut.cancel()
-            raise FlushTimeoutError(
-                f"agentsight_async: {what} did not finish within {timeout} s"
-            ) from None
+            return self._portal.call(
+                fn,
+                None if timeout is None else timeout + 1.0,
+                lambda: FlushTimeoutError(
+                    f"agentsight_async: {what} did not finish within {timeout} s"
+                ),
+            )
         finally:
             if caller_loop is not None:
                 _warn_blocked_loop(what, time.perf_counter() - started)
@@ -438,8 +416,7 @@ class Pipeline:
         self.queues = self._new_queues(self.settings)
         self._spool = None  # the parent owns its spool file; the child opens its own
         self._flusher = None
-        self._loop = None
-        self._thread = None
+        self._loop = None  # the portal notices the fork itself and starts afresh
         self._start_lock = threading.Lock()
 
 

@@ -25,17 +25,19 @@ class Throttle:
 
     AgentSight throttles ingest per agent, and every worker process of a
     deployment spends from the same allowance.  A process cannot see the
-    others, so it learns the pace from the 429s it gets, and gives way fast
-    (the first 429 already slows it down several steps) and takes room back
-    slowly (one step per success, and only after a quiet spell):
+    others, so it learns the pace from the 429s it gets: it gives way at once
+    and takes room back slowly (one step per success, and only after a quiet
+    spell):
 
-    * a 429 pauses the whole exporter - every batch waits, not only the one
-      refused - for ``Retry-After`` or the widened interval, whichever is
-      longer, plus up to half as much again at random, so a fleet does not come
+    * a 429 raises the *level*, at least one step and at least far enough
+      that the widened interval, ``flush_interval * 2**level``, covers
+      ``Retry-After``; while above zero the flusher widens its interval to
+      that (batches fill up, fewer requests go out) and keeps one batch in
+      flight;
+    * it pauses the whole exporter - every batch waits, not only the one
+      refused - until ``Retry-After`` has passed and a widened interval with
+      it, plus up to half as much again at random, so a fleet does not come
       back at one instant;
-    * it raises the *level*: while above zero the flusher widens its interval
-      to ``flush_interval * 2**level`` (batches fill up, fewer requests go
-      out) and keeps one batch in flight;
     * a success lowers the level one step once a whole widened interval has
       passed since the last 429.
 
@@ -45,8 +47,6 @@ class Throttle:
 
     #: The widest interval is ``flush_interval * 2**MAX_LEVEL``.
     MAX_LEVEL = 6
-    #: How many steps beyond ``Retry-After`` the first 429 already slows down.
-    FIRST_STEP = 1
     #: A pause is stretched by up to this fraction, at random.
     JITTER = 0.5
 
@@ -66,7 +66,8 @@ class Throttle:
         *jitter* is a random number in ``[0, 1)``.
         """
         self.hits += 1
-        steps = math.ceil(math.log2(max(wait, base) / base)) + self.FIRST_STEP
+        # at least far enough that the widened interval covers what the server asked for
+        steps = math.ceil(math.log2(max(wait, base) / base))
         self.level = min(self.MAX_LEVEL, max(self.level + 1, steps))
         pause = max(wait, base * (1 << self.level)) * (1.0 + self.JITTER * jitter)
         self.until = max(self.until, now + pause)

@@ -20,11 +20,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
 from .._config import Settings
-from .._exceptions import NoApiKeyException
+from .._exceptions import ConversationNetworkException, NoApiKeyException
+from .._portal import LoopThread
 from . import _params as p
 from ._core import AsyncApiClient
 from ._managing import AsyncConversationManager
-from ._portal import LoopThread
 from ._reading import AsyncAgentSightAPI
 
 if TYPE_CHECKING:
@@ -71,7 +71,12 @@ class BlockingClient(Generic[CoreT]):
         self._lock = threading.Lock()
         self._core: CoreT | None = None
         self._configured: dict[str, Any] | None = None  # configure()'s options, until close()
-        self._portal = LoopThread(f"agentsight-async-{type(self).__name__}")
+        self._portal = LoopThread(
+            f"agentsight-async-{type(self).__name__}",
+            own_thread_error="agentsight_async: a blocking API call was made from the client's "
+            "own event-loop thread; use the async client (AsyncAgentSightAPI / "
+            "AsyncConversationManager) there",
+        )
         if not lazy:
             self._ready()
 
@@ -87,7 +92,7 @@ class BlockingClient(Generic[CoreT]):
     def _call(self, fn: Callable[[CoreT], Awaitable[T]]) -> T:
         """Run ``fn(core)`` on the loop thread and wait for it (at most ``core.call_timeout``)."""
         core = self._ready()
-        return self._portal.call(lambda: fn(core), core.call_timeout)
+        return self._portal.call(lambda: fn(core), core.call_timeout, _timed_out(core.call_timeout))
 
     @property
     def settings(self) -> Settings:
@@ -131,7 +136,7 @@ class BlockingClient(Generic[CoreT]):
             core, self._core, self._configured = self._core, None, None
         if core is not None and self._portal.running:  # else no connection was ever opened
             try:
-                self._portal.call(core.aclose, core.call_timeout)
+                self._portal.call(core.aclose, core.call_timeout, _timed_out(core.call_timeout))
             finally:
                 self._portal.stop()
 
@@ -265,3 +270,9 @@ class ConversationManager(BlockingClient[AsyncConversationManager]):
 agentsight_api = AgentSightAPI(lazy=True)
 #: The module-level managing client of the original package (settings read on first use).
 conversation_manager = ConversationManager(lazy=True)
+
+
+def _timed_out(seconds: float) -> Callable[[], BaseException]:
+    return lambda: ConversationNetworkException(
+        f"agentsight_async: the call did not finish within {seconds:g} s"
+    )

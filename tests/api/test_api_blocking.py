@@ -27,7 +27,7 @@ from agentsight_async import (
     agentsight_api,
     conversation_manager,
 )
-from agentsight_async.api._portal import LoopThread
+from agentsight_async._portal import LoopThread
 
 
 def _threads(prefix: str) -> list[threading.Thread]:
@@ -144,7 +144,7 @@ def test_a_blocking_call_from_the_clients_own_loop_thread_raises_instead_of_dead
 
 
 def test_the_loop_thread_gives_up_at_its_deadline_and_cancels_the_work() -> None:
-    portal = LoopThread("agentsight-async-test-portal")
+    portal = LoopThread("agentsight-async-test-portal", own_thread_error="own thread")
     cancelled = threading.Event()
 
     async def hang() -> None:
@@ -156,7 +156,11 @@ def test_the_loop_thread_gives_up_at_its_deadline_and_cancels_the_work() -> None
 
     started = time.monotonic()
     with pytest.raises(ConversationNetworkException, match=r"did not finish within 0\.2 s"):
-        portal.call(hang, 0.2)
+        portal.call(
+            hang,
+            0.2,
+            lambda: ConversationNetworkException("the call did not finish within 0.2 s"),
+        )
     assert time.monotonic() - started < 5
     assert cancelled.wait(5)
     portal.stop()

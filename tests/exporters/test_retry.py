@@ -172,8 +172,7 @@ async def test_retry_after_seconds_honoured(clock, make_settings, stats) -> None
     send, _ = scripted((429, {"Retry-After": "1"}), (503, {"Retry-After": "3"}), 201)
     result = await run(send, clock, make_settings(), stats)
     assert isinstance(result, httpx.Response)
-    # a 429 gives way more than it is asked (the allowance is shared with a fleet this
-    # process cannot see): level 1, so max(Retry-After 1 s, 2 x flush_interval 1 s),
+    # a 429 waits Retry-After and a widened interval (level 1: 2 x flush_interval 1 s),
     # plus up to half again at random (rand is 1.0 here); a 503's Retry-After is as given
     assert clock.sleeps == [3.0, 3.0]
 
@@ -191,8 +190,8 @@ async def test_retry_after_capped_by_settings(clock, make_settings, stats) -> No
     assert clock.sleeps == [5.0]
     send, _ = scripted((429, {"Retry-After": "3600"}), 201)
     await run(send, clock, make_settings(retry_after_cap=5.0), stats)
-    # capped to 5 s, then given way to: level ceil(log2 5) + 1 = 4, max(5, 16) x 1.5
-    assert clock.sleeps == [5.0, 24.0]
+    # capped to 5 s; level ceil(log2 5) = 3, so max(5, 8) x 1.5
+    assert clock.sleeps == [5.0, 12.0]
 
 
 async def test_budget_never_slept_past(clock, make_settings, stats) -> None:
@@ -225,9 +224,9 @@ async def test_throttled_time_is_not_taken_from_the_budget(clock, make_settings,
     result = await run(send, clock, make_settings(), stats, budget=10.0)
     assert isinstance(result, httpx.Response)
     assert result.status_code == 201
-    # Retry-After 20 s: level ceil(log2 20) + 1 = 6 (the top), max(20, 64) x 1.5 each time,
-    # all three far past the 10 s budget
-    assert clock.sleeps == [96.0, 96.0, 96.0]
+    # Retry-After 20 s: level ceil(log2 20) = 5, then 6 (the top): max(20, 32) x 1.5, then
+    # max(20, 64) x 1.5 twice - all far past the 10 s budget
+    assert clock.sleeps == [48.0, 96.0, 96.0]
     assert len(calls) == 4
     assert stats.throttle.hits == 3
     # the success came a whole widened interval (64 s) after the last 429: one step back
@@ -237,13 +236,13 @@ async def test_throttled_time_is_not_taken_from_the_budget(clock, make_settings,
 async def test_a_429_pauses_every_request_of_the_exporter(clock, make_settings, stats) -> None:
     throttled, _ = scripted((429, {"Retry-After": "4"}), 201)
     await run(throttled, clock, make_settings(), stats)
-    assert clock.sleeps == [12.0]  # level 3: max(4, 8) x 1.5
+    assert clock.sleeps == [6.0]  # level 2: max(4, 4) x 1.5
     # another batch, whose own answers are fine, still waits for the pause to end
     stats.throttle.until = clock.now + 2.0
     other, calls = scripted(201)
     result = await run(other, clock, make_settings(), stats)
     assert isinstance(result, httpx.Response)
-    assert clock.sleeps == [12.0, 2.0]
+    assert clock.sleeps == [6.0, 2.0]
     assert len(calls) == 1
 
 
@@ -313,9 +312,11 @@ async def test_repeated_429s_without_retry_after_back_off(clock, make_settings, 
 
 @pytest.mark.parametrize(
     ("wait", "base", "level"),
-    [(1.0, 1.0, 1), (5.0, 1.0, 4), (1.0, 0.05, 6), (0.2, 1.0, 1), (3600.0, 1.0, 6)],
+    [(1.0, 1.0, 1), (5.0, 1.0, 3), (1.0, 0.05, 5), (0.2, 1.0, 1), (3600.0, 1.0, 6)],
 )
-def test_the_first_429_gives_way_past_retry_after(wait: float, base: float, level: int) -> None:
+def test_the_first_429_widens_the_interval_past_retry_after(
+    wait: float, base: float, level: int
+) -> None:
     from agentsight_async._stats import Throttle
 
     t = Throttle()

@@ -1,15 +1,14 @@
-"""A private event loop in a daemon thread, for the blocking API clients.
+"""A private event loop in a daemon thread: how the blocking API reaches async code.
 
-The pattern of anyio's blocking portal and of the tracker's pipeline
-(``Pipeline.start_loop_thread``/``call``): the sync clients run their async
-core on a loop of their own, so a blocking call works from any thread - and
-from inside a running event loop (Jupyter, a FastAPI handler) - without
-``asyncio.run()`` per call and without deadlocking: the loop that does the
-work is never the caller's.
+After anyio's blocking portal.  The sync tracker (its pipeline) and the sync
+reading and managing clients run their async core on a loop of their own, so a
+blocking call works from any thread - and from inside a running event loop
+(Jupyter, a FastAPI handler) - without ``asyncio.run()`` per call and without
+deadlocking: the loop that does the work is never the caller's.
 
-* The thread starts on the first call, never at import or construction.
-* Every wait has a deadline; past it the work is cancelled and
-  :class:`ConversationNetworkException` raised.
+* The thread starts on first use, never at import or construction.
+* Every wait has a deadline; past it the work is cancelled and the caller's
+  exception for it raised.
 * A call made from the loop's own thread (a callback of ours calling back in)
   raises ``RuntimeError`` instead of deadlocking.
 * A forked child starts its own loop on its next call (the parent's thread
@@ -27,8 +26,6 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from .._exceptions import ConversationNetworkException
-
 T = TypeVar("T")
 
 #: Seconds :meth:`LoopThread.stop` waits for the thread to end.
@@ -36,10 +33,15 @@ STOP_TIMEOUT = 5.0
 
 
 class LoopThread:
-    """One event loop running in a named daemon thread, started on first use."""
+    """One event loop running in a named daemon thread, started on first use.
 
-    def __init__(self, name: str) -> None:
+    *own_thread_error* is the message of the ``RuntimeError`` a blocking call
+    made from the loop's own thread raises (it would wait for itself).
+    """
+
+    def __init__(self, name: str, *, own_thread_error: str) -> None:
         self._name = name
+        self._own_thread_error = own_thread_error
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -50,7 +52,17 @@ class LoopThread:
         """True while the loop thread of this process is up (started and not stopped)."""
         return self._loop is not None and self._pid == os.getpid()
 
-    def _running_loop(self) -> asyncio.AbstractEventLoop:
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop, while it runs in this process."""
+        return self._loop if self.running else None
+
+    def in_own_thread(self) -> bool:
+        """True when called from the loop's own thread."""
+        return threading.current_thread() is self._thread
+
+    def start(self) -> asyncio.AbstractEventLoop:
+        """The running loop, starting its thread first if needed (idempotent)."""
         with self._lock:
             if self._pid != os.getpid():  # forked: the parent's thread is not here
                 self._loop, self._thread, self._pid = None, None, os.getpid()
@@ -61,22 +73,23 @@ class LoopThread:
                 self._loop, self._thread = loop, thread
             return self._loop
 
-    def call(self, fn: Callable[[], Awaitable[T]], timeout: float) -> T:
+    def call(
+        self,
+        fn: Callable[[], Awaitable[T]],
+        timeout: float | None,
+        timeout_error: Callable[[], BaseException],
+    ) -> T:
         """Run ``fn()`` on the loop and wait up to *timeout* seconds for its result.
 
-        The coroutine's own exception is raised here.
+        The coroutine's own exception is raised here; ``timeout_error()`` when
+        *timeout* passes (the work is cancelled).
 
         Raises:
-            ConversationNetworkException: *timeout* passed (the work is cancelled).
             RuntimeError: called from the loop's own thread.
         """
-        loop = self._running_loop()
-        if threading.current_thread() is self._thread:
-            raise RuntimeError(
-                "agentsight_async: a blocking API call was made from the client's own "
-                "event-loop thread; use the async client (AsyncAgentSightAPI / "
-                "AsyncConversationManager) there"
-            )
+        loop = self.start()
+        if self.in_own_thread():
+            raise RuntimeError(self._own_thread_error)
 
         async def run() -> T:
             return await fn()
@@ -86,9 +99,7 @@ class LoopThread:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:  # not the builtin TimeoutError before 3.11
             future.cancel()
-            raise ConversationNetworkException(
-                f"agentsight_async: the call did not finish within {timeout:g} s"
-            ) from None
+            raise timeout_error() from None
         except BaseException:  # KeyboardInterrupt while waiting: do not leave it running
             future.cancel()
             raise
