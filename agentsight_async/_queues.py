@@ -22,7 +22,6 @@ conversation gets its turn.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Iterator
@@ -33,6 +32,8 @@ from ._stats import Stats
 
 #: Events larger than this (bytes) skip the inbox, so the byte cap stays exact for them.
 SMALL_EVENT = 2048
+#: Conversation states looked at, at most, to forget idle ones when one is created.
+EVICTION_WINDOW = 16
 #: A producer drains the inbox itself when it holds this many events.
 DRAIN_AT = 1024
 #: What a queued event costs in memory beyond its JSON size (the Event, its
@@ -131,7 +132,12 @@ class Conversation:
 
     @property
     def idle(self) -> bool:
-        return not self.pending and not self.in_flight and not self.results and not self.tokens
+        """Nothing queued, in flight or waiting to be reported: it may be forgotten.
+
+        Token counters do not keep a conversation: they are kept for the
+        ``max_conversations`` most recently active conversations, not forever.
+        """
+        return not self.pending and not self.in_flight and not self.results
 
 
 class Queues:
@@ -156,7 +162,10 @@ class Queues:
         self.stats = stats
         self.lock = threading.Lock()
         self.convs: OrderedDict[str, Conversation] = OrderedDict()
-        self.ready: dict[str, Conversation] = {}
+        #: Conversations with pending events and nothing in flight, oldest turn first.
+        self.ready: OrderedDict[str, Conversation] = OrderedDict()
+        #: Conversations with events tracked and not yet resolved (what a flush waits for).
+        self.unresolved: dict[str, Conversation] = {}
         self.batch_size = batch_size
         self.batch_bytes = batch_bytes
         self.max_events = max_events
@@ -164,6 +173,8 @@ class Queues:
         self.max_conversations = max_conversations
         self.max_results = max_results
         self.result_count = 0
+        #: Conversation states looked at to forget idle ones (a measure of that work).
+        self.eviction_checks = 0
         self.kept: deque[Result] = deque()  # every kept result, oldest first
         self.wake_sent = False
         self.inbox: deque[Any] = deque()
@@ -260,7 +271,7 @@ class Queues:
         reserved = count * INBOX_RESERVE
         stats.queued_events += count
         stats.queued_bytes += reserved
-        convs, ready = self.convs, self.ready
+        convs, ready, unresolved = self.convs, self.ready, self.unresolved
         spooling = self.spooling
         total = 0
         for _ in range(count):
@@ -271,6 +282,7 @@ class Queues:
                 conv = self._new(cid)
             conv.pending.append(ev)
             conv.enqueued += 1
+            unresolved[cid] = conv
             if spooling:
                 self.unspooled.append((ev, None))
             if not conv.in_flight and cid not in ready:
@@ -293,6 +305,7 @@ class Queues:
             conv.fields.update({k: val for k, val in fields.items() if val is not None})
         conv.pending.append(ev)
         conv.enqueued += 1
+        self.unresolved[cid] = conv
         if self.spooling:
             self.unspooled.append((ev, fields))
         stats.tracked += 1
@@ -353,6 +366,8 @@ class Queues:
                     n += 1
                 conv.resolved += len(conv.pending)
                 conv.pending.clear()
+                if conv.resolved >= conv.enqueued:
+                    self.unresolved.pop(conv.id, None)
             self.ready.clear()
         return n
 
@@ -360,19 +375,29 @@ class Queues:
         conv = Conversation(conversation_id)
         convs = self.convs
         convs[conversation_id] = conv
-        excess = len(convs) - self.max_conversations
-        if excess > 0:
-            # Forget the oldest idle conversations; a busy one moves to the back, so
-            # each call looks at a few entries only, never at all of them.
-            for cid in list(itertools.islice(convs, 0, excess + 16)):
-                if excess <= 0:
-                    break
-                if convs[cid].idle:
-                    del convs[cid]
-                    excess -= 1
-                elif cid != conversation_id:
-                    convs.move_to_end(cid)
+        if len(convs) > self.max_conversations:
+            self._evict(conversation_id)
         return conv
+
+    def _evict(self, keep: str) -> None:
+        """Forget idle conversations from the least recently active end.
+
+        Each call looks at :data:`EVICTION_WINDOW` entries at most: a busy one
+        moves to the back, so creating a conversation never scans all of them.
+        Busy conversations are bounded anyway - by the queue caps (pending,
+        in flight) and by ``max_results`` (unreported results) - so the states
+        kept beyond ``max_conversations`` stay bounded.
+        """
+        convs = self.convs
+        for _ in range(EVICTION_WINDOW):
+            if len(convs) <= self.max_conversations:
+                return
+            cid = next(iter(convs))
+            self.eviction_checks += 1
+            if convs[cid].idle and cid != keep:
+                del convs[cid]
+            else:
+                convs.move_to_end(cid)
 
     # --- flusher side --------------------------------------------------------------------
     def cut_batch(self, *, force: bool) -> Batch | None:
@@ -392,9 +417,13 @@ class Queues:
                 self.wake_sent = False
                 return None
             parts: list[ConversationBatch] = []
+            skipped: list[Conversation] = []  # next event too large for what is left
+            ready = self.ready
             n = b = 0
-            for cid in list(self.ready):
-                conv = self.ready[cid]
+            # Conversations are taken from the front, one at a time: a cut looks at the
+            # conversations it takes, never at all the ready ones.
+            while ready and n < limit_n and b < limit_b:
+                cid, conv = ready.popitem(last=False)
                 pending = conv.pending
                 taken: list[Event] = []
                 while pending and n < limit_n:
@@ -405,12 +434,14 @@ class Queues:
                     n += 1
                     b += size
                 if taken:
-                    del self.ready[cid]
                     conv.in_flight = True
                     parts.append(ConversationBatch(cid, taken, dict(conv.fields)))
-                if n >= limit_n or b >= limit_b:
-                    break
-            if not self.ready:
+                elif pending:
+                    skipped.append(conv)
+            for conv in reversed(skipped):  # they keep their turn, at the front
+                ready[conv.id] = conv
+                ready.move_to_end(conv.id, last=False)
+            if not ready:
                 self.wake_sent = False
         return Batch(parts) if parts else None
 
@@ -450,7 +481,10 @@ class Queues:
                     )
                 self._keep_all(conv, kept)
                 conv.resolved += n
+                if conv.resolved >= conv.enqueued:
+                    self.unresolved.pop(conv.id, None)
                 conv.in_flight = False
+                self.convs.move_to_end(conv.id)  # recently active: forgotten last
                 if conv.pending:
                     self.ready[conv.id] = conv
         for reason, count in drops.items():
@@ -480,6 +514,8 @@ class Queues:
                     self._keep(conv, Result(ev, False, None, f"dropped: {reason}"))
                     conv.resolved += 1
                     dropped += 1
+                if conv.resolved >= conv.enqueued:
+                    self.unresolved.pop(conv.id, None)
             self.ready.clear()
         if dropped:
             stats.drop(reason, dropped, interval=0)
@@ -524,7 +560,7 @@ class Queues:
                 conv = self.convs.get(conversation_id)
                 convs = [] if conv is None else [conv]
             else:
-                convs = list(self.convs.values())
+                convs = list(self.unresolved.values())
             busy = [c for c in convs if c.resolved < c.enqueued]
             watch = Watch({c.id: c.enqueued for c in busy}, {c.id: c.resolved for c in busy})
             self.watches.append(watch)
@@ -542,7 +578,7 @@ class Queues:
                 if conv is None or conv.resolved >= conv.enqueued:
                     return {}
                 return {conversation_id: conv.enqueued}
-            return {c.id: c.enqueued for c in self.convs.values() if c.resolved < c.enqueued}
+            return {c.id: c.enqueued for c in self.unresolved.values() if c.resolved < c.enqueued}
 
     def resolved(self, targets: dict[str, int]) -> bool:
         for cid, target in targets.items():

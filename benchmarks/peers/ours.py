@@ -139,7 +139,7 @@ def e2e(cfg: dict) -> dict:
             cpu0, t0 = time.process_time(), time.perf_counter()
             await _produce(tracker, convs, per_conv)
             t_tracked = time.perf_counter()
-            flushed = await tracker.flush(600)
+            flushed = bool(await tracker.flush(600))
             elapsed = time.perf_counter() - t0
             cpu = time.process_time() - cpu0
             stats = tracker.stats()
@@ -197,7 +197,7 @@ def scaling(cfg: dict) -> dict:
             cpu0, t0 = time.process_time(), time.perf_counter()
             await asyncio.gather(*(one(i) for i in range(convs)))
             t_tracked = time.perf_counter()
-            flushed = await tracker.flush(600)
+            flushed = bool(await tracker.flush(600))
             cpu = time.process_time() - cpu0
             elapsed = time.perf_counter() - t0
             stats = tracker.stats()
@@ -266,7 +266,7 @@ def lag(cfg: dict) -> dict:
             stop.set()
             await asyncio.gather(probe_task, *tasks)
             elapsed = time.perf_counter() - t0
-            flushed = await tracker.flush(120)
+            flushed = bool(await tracker.flush(120))
             stats = tracker.stats()
         lags.sort()
         return {
@@ -327,7 +327,7 @@ def memory(cfg: dict) -> dict:
             sys.stdout.flush()
             await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
             t1 = time.perf_counter()
-            flushed = await tracker.flush(cfg.get("recovery_timeout", 120))
+            flushed = bool(await tracker.flush(cfg.get("recovery_timeout", 120)))
             recovery_s = time.perf_counter() - t1
             after = tracker.stats()
             gc.collect()

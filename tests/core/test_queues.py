@@ -133,3 +133,33 @@ def test_near_the_cap_push_decides_exactly_under_the_lock() -> None:
         pass
     assert q.stats.queued_events == 5
     assert q.stats.queued_bytes == 5 * (size + EVENT_MEMORY)
+
+
+def test_creating_a_conversation_never_scans_them_all() -> None:
+    """Beyond the cap, with every state kept busy, each creation looks at a few entries.
+
+    Counted, not timed: conversation 12,001 costs the same bounded number of
+    checks as conversation 10,002 (it used to rescan every busy one: O(n) each).
+    """
+    q = make(max_events=10**6)
+    q.max_conversations = 10_000
+    for i in range(12_001):
+        q.push(QUESTION, f"c{i}", i, "hi", msg_size("hi"))  # pending: busy, never idle
+        with q.locked():
+            pass
+    assert len(q.convs) == 12_001  # busy states are kept (bounded by the queue caps)
+    before = q.eviction_checks
+    q.push(QUESTION, "c-new", 0, "hi", msg_size("hi"))
+    with q.locked():
+        pass
+    assert q.eviction_checks - before <= 16
+
+
+def test_token_counters_do_not_pin_a_conversation_forever() -> None:
+    q = make()
+    q.max_conversations = 100
+    for i in range(300):
+        q.add_tokens(f"t{i}", {"prompt_tokens": 1})
+    assert len(q.convs) <= 100 + 16
+    assert "t299" in q.convs  # the most recent ones are kept
+    assert "t0" not in q.convs
