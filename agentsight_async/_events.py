@@ -37,6 +37,9 @@ ACTION: Final = "action"
 BUTTON: Final = "button"
 TOKEN_USAGE: Final = "token_usage"  # noqa: S105 - not a secret
 
+#: :attr:`Event.hold` of an event that ``before_send`` / redaction / sampling must see first.
+UNPROCESSED: Final = "unprocessed"
+
 #: The ``type`` reported by ``send_tracked_data()`` for each kind.
 RESULT_TYPE: Final[dict[str, str]] = {
     CONVERSATION: "conversation",
@@ -109,7 +112,7 @@ class Event:
     will take, used for the memory and batch byte budgets.
     """
 
-    __slots__ = ("conversation_id", "data", "kind", "seq", "size", "ts_ns")
+    __slots__ = ("conversation_id", "data", "hold", "kind", "seq", "size", "ts_ns")
 
     def __init__(
         self,
@@ -126,6 +129,9 @@ class Event:
         self.seq = seq
         self.data = data
         self.size = size
+        #: None when it may be sent; :data:`UNPROCESSED` until ``before_send`` and the
+        #: privacy settings have seen it; else why it is withheld (``"filtered"`` ...).
+        self.hold: str | None = None
 
     def __repr__(self) -> str:  # no payload: it may hold user content
         return (
@@ -219,18 +225,21 @@ class FlushResult:
     """What became of the events that were queued when a ``flush()`` (or close) began.
 
     Its truth value is the answer to "was everything delivered?": true only
-    when every one of them was delivered, false when any was dropped (see
-    ``dropped`` for why) or was still pending when the deadline passed (it
-    stays queued - or, at close with a spool, on disk - and is not lost).
+    when every one of them was delivered - or withheld on purpose
+    (``filtered``) - false when any was dropped (see ``dropped`` for why) or
+    was still pending when the deadline passed (it stays queued - or, at close
+    with a spool, on disk - and is not lost).
     Events refused at the call because the queue was full were never queued;
     ``stats()["dropped"]["queue_full"]`` counts those.
     """
 
     delivered: int = 0
-    #: Dropped events by reason (``rejected``, ``retries_exhausted``, ``shutdown``).
+    #: Dropped events by reason (``rejected``, ``retries_exhausted``, ``shutdown`` ...).
     dropped: dict[str, int] = field(default_factory=dict)
     #: Not resolved when the wait ended (timed out, or kept in the spool at close).
     pending: int = 0
+    #: Withheld on purpose: ``before_send`` returned None, or sampling left them out.
+    filtered: int = 0
 
     @property
     def dropped_total(self) -> int:

@@ -35,6 +35,7 @@ from ._context import ConversationContext
 from ._events import CONVERSATION, FlushResult
 from ._exceptions import ConfigurationError
 from ._pipeline import Pipeline
+from ._processing import BeforeSend
 from ._stats import ErrorCallback
 from ._tracker import (
     AsyncConversationTracker,
@@ -71,6 +72,7 @@ class ConversationTracker(BaseTracker):
         *,
         on_error: ErrorCallback | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        before_send: BeforeSend | None = None,
         lazy: bool = False,
         **overrides: Any,
     ) -> None:
@@ -81,6 +83,7 @@ class ConversationTracker(BaseTracker):
             log_level=log_level,
             on_error=on_error,
             transport=transport,
+            before_send=before_send,
             **overrides,
         )
         self._lazy = lazy

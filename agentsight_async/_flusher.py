@@ -9,9 +9,14 @@ them concurrently (at most ``max_concurrency`` batches at once).  A
 conversation is in at most one in-flight batch, so its events arrive in
 tracking order, and a conversation stuck in retries holds up only itself.
 
+Before anything is committed to the spool or cut into a batch, the step runs
+the event processor (sampling, redaction, ``before_send``) over the events
+queued since the last step.
+
 The flusher is given what it works with - the queues, one exporter, the
-settings, the counters, the spool, the error callback and a clock - and
-nothing else, so tests drive it one step at a time with a fake exporter.
+settings, the counters, the spool, the error callback, the event processor
+and a clock - and nothing else, so tests drive it one step at a time with a
+fake exporter.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from ._config import Settings
 from ._events import Batch, ConversationBatch, Outcome
 from ._exceptions import DeliveryError
 from ._exporters._base import Exporter
+from ._processing import EventProcessor
 from ._queues import Queues
 from ._spool import Spool
 from ._stats import ErrorCallback, Stats, call_on_error
@@ -54,9 +60,11 @@ class Flusher:
         stats: Stats,
         spool: Spool | None = None,
         on_error: ErrorCallback | None = None,
+        processor: EventProcessor | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.queues = queues
+        self.processor = processor
         self.exporter = exporter
         self.settings = settings
         self.stats = stats
@@ -150,9 +158,20 @@ class Flusher:
             raise
 
     async def step(self) -> None:
-        """One round: commit new events to the spool, then start what the budget allows."""
+        """One round: process new events, commit them to the spool, start what the budget allows."""
+        self._process()
         await self._commit_spool()
-        self._dispatch()
+        await self._dispatch_and_notify()
+
+    def _process(self) -> None:
+        """Run sampling, redaction and ``before_send`` over the events queued since last time."""
+        processor = self.processor
+        if processor is None:
+            return
+        events = self.queues.take_unprocessed()
+        if events:
+            processor.process(events)
+            self.queues.processed(events)
 
     async def _open_spool(self) -> None:
         spool = self.spool
@@ -238,7 +257,16 @@ class Flusher:
         task = asyncio.current_task()
         if task is not None:
             self._exports.discard(task)
+        await self._dispatch_and_notify()
+
+    async def _dispatch_and_notify(self) -> None:
+        """Dispatch; a cut that resolved withheld events wakes whoever waits for them."""
+        queues = self.queues
+        before = queues.withheld_resolved
         self._dispatch()
+        if queues.withheld_resolved != before:
+            async with self._changed:
+                self._changed.notify_all()
 
     def _report_losses(self, batch: Batch, outcomes: list[list[Outcome]]) -> None:
         """Call ``on_error`` once per reason for the events of *batch* that were lost.

@@ -39,6 +39,7 @@ from ._exceptions import ConfigurationError, FlushTimeoutError, NoApiKeyExceptio
 from ._exporters._base import Exporter
 from ._flusher import Flusher
 from ._portal import LoopThread
+from ._processing import BeforeSend, EventProcessor
 from ._queues import Queues
 from ._spool import Spool
 from ._stats import ErrorCallback, Stats
@@ -64,14 +65,17 @@ class Pipeline:
         exporter_factory: ExporterFactory,
         on_error: ErrorCallback | None = None,
         config_error: ConfigurationError | None = None,
+        before_send: BeforeSend | None = None,
     ) -> None:
         self.on_error = on_error
+        self.before_send = before_send
         #: The configuration error that disabled tracking (the lazy singleton's), if any.
         self.config_error = config_error
         #: What explicit delivery calls raise while tracking is disabled by configuration.
         self.delivery_error: ConfigurationError | None = None
         self.stats = Stats()
         self.settings = settings
+        self.processor: EventProcessor | None = None
         self.queues = self._new_queues(settings)
         self._exporter_factory = exporter_factory
         self._flusher: Flusher | None = None
@@ -122,7 +126,15 @@ class Pipeline:
         )
         # Every event is spooled from the first one on (the file opens with the flusher).
         queues.spooling = bool(settings.spool_dir)
+        self.processor = self._new_processor(settings)
+        queues.processing = self.processor is not None
         return queues
+
+    def _new_processor(self, settings: Settings) -> EventProcessor | None:
+        """Sampling, redaction and ``before_send``, when any of them is asked for."""
+        if self.before_send is None:
+            return None
+        return EventProcessor(self.stats, before_send=self.before_send)
 
     def check_deliverable(self) -> None:
         """Raise the configuration error that disabled tracking, if one did.
@@ -241,6 +253,7 @@ class Pipeline:
             stats=self.stats,
             spool=self._spool,
             on_error=self.on_error,
+            processor=self.processor,
         )
         self._loop = loop
         self._flusher = flusher

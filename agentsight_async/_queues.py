@@ -27,8 +27,19 @@ from collections import OrderedDict, deque
 from collections.abc import Iterator
 from typing import Any
 
-from ._events import ANSWER, Batch, ConversationBatch, Event, FlushResult, Outcome, next_seq
-from ._stats import Stats
+from ._events import (
+    ANSWER,
+    CONVERSATION,
+    CONVERSATION_OPENED,
+    UNPROCESSED,
+    Batch,
+    ConversationBatch,
+    Event,
+    FlushResult,
+    Outcome,
+    next_seq,
+)
+from ._stats import WITHHELD, Stats
 
 #: Events larger than this (bytes) skip the inbox, so the byte cap stays exact for them.
 SMALL_EVENT = 2048
@@ -76,16 +87,20 @@ class Watch:
     are those numbered ``starts + 1 .. targets`` in the conversation's order.
     """
 
-    __slots__ = ("delivered", "dropped", "starts", "targets")
+    __slots__ = ("delivered", "dropped", "filtered", "starts", "targets")
 
     def __init__(self, targets: dict[str, int], starts: dict[str, int]) -> None:
         self.targets = targets
         self.starts = starts
         self.delivered = 0
+        self.filtered = 0
         self.dropped: dict[str, int] = {}
 
     def count(self, cid: str, resolved_before: int, outcomes: list[tuple[bool, str]]) -> None:
-        """Record outcomes ``(ok, drop reason)`` of events resolved after *resolved_before*."""
+        """Record outcomes ``(ok, drop reason)`` of events resolved after *resolved_before*.
+
+        Withheld on purpose (:data:`WITHHELD` reasons) counts as ``filtered``.
+        """
         target = self.targets.get(cid)
         if target is None:
             return
@@ -97,13 +112,15 @@ class Watch:
                 break
             if ok:
                 self.delivered += 1
+            elif reason in WITHHELD:
+                self.filtered += 1
             else:
                 self.dropped[reason] = self.dropped.get(reason, 0) + 1
 
     def result(self) -> FlushResult:
         total = sum(t - self.starts[cid] for cid, t in self.targets.items())
-        dropped = sum(self.dropped.values())
-        return FlushResult(self.delivered, dict(self.dropped), total - self.delivered - dropped)
+        done = self.delivered + sum(self.dropped.values()) + self.filtered
+        return FlushResult(self.delivered, dict(self.dropped), total - done, self.filtered)
 
 
 class Conversation:
@@ -173,6 +190,8 @@ class Queues:
         self.max_conversations = max_conversations
         self.max_results = max_results
         self.result_count = 0
+        #: Events withheld by processing and resolved so far (a flush may wait for them).
+        self.withheld_resolved = 0
         #: Conversation states looked at to forget idle ones (a measure of that work).
         self.eviction_checks = 0
         self.kept: deque[Result] = deque()  # every kept result, oldest first
@@ -180,6 +199,9 @@ class Queues:
         self.inbox: deque[Any] = deque()
         #: Flushes in progress (usually none): each counts what became of its events.
         self.watches: list[Watch] = []
+        #: With before_send, redaction or sampling: events wait for them (see :meth:`processed`).
+        self.processing = False
+        self.unprocessed: list[Event] = []
         #: With a durable spool: events (and conversation fields) not yet committed to it.
         self.spooling = False
         self.unspooled: list[tuple[Event, dict[str, Any] | None]] = []
@@ -273,6 +295,7 @@ class Queues:
         stats.queued_bytes += reserved
         convs, ready, unresolved = self.convs, self.ready, self.unresolved
         spooling = self.spooling
+        processing = self.processing
         total = 0
         for _ in range(count):
             kind, cid, ts_ns, payload, size = inbox.popleft()
@@ -283,7 +306,10 @@ class Queues:
             conv.pending.append(ev)
             conv.enqueued += 1
             unresolved[cid] = conv
-            if spooling:
+            if processing:
+                ev.hold = UNPROCESSED
+                self.unprocessed.append(ev)
+            elif spooling:
                 self.unspooled.append((ev, None))
             if not conv.in_flight and cid not in ready:
                 ready[cid] = conv
@@ -301,13 +327,17 @@ class Queues:
         conv = self.convs.get(cid)
         if conv is None:
             conv = self._new(cid)
-        if fields is not None:
-            conv.fields.update({k: val for k, val in fields.items() if val is not None})
         conv.pending.append(ev)
         conv.enqueued += 1
         self.unresolved[cid] = conv
-        if self.spooling:
-            self.unspooled.append((ev, fields))
+        if self.processing and not replayed:  # a replayed event was processed already
+            ev.hold = UNPROCESSED
+            self.unprocessed.append(ev)
+        else:
+            if fields is not None:
+                conv.fields.update({k: val for k, val in fields.items() if val is not None})
+            if self.spooling:
+                self.unspooled.append((ev, fields))
         stats.tracked += 1
         stats.queued_events += 1
         stats.queued_bytes += ev.size + EVENT_MEMORY
@@ -319,6 +349,32 @@ class Queues:
             conv = self.convs.get(conversation_id) or self._new(conversation_id)
             for key, n in counts.items():
                 conv.tokens[key] = conv.tokens.get(key, 0) + n
+
+    def take_unprocessed(self) -> list[Event]:
+        """The events ``before_send`` / redaction / sampling have not seen yet, in order."""
+        with self.locked():
+            events, self.unprocessed = self.unprocessed, []
+        return events
+
+    def processed(self, events: list[Event]) -> None:
+        """*events* went through processing (their ``hold`` says what was decided).
+
+        Kept ones may now be cut, update their conversation's fields (with what
+        processing left of them) and go to the spool; withheld ones are resolved
+        as dropped when they reach the front of their queue, so every
+        conversation still resolves in order.
+        """
+        with self.lock:
+            for ev in events:
+                if ev.hold is not None:
+                    continue
+                fields = ev.data if ev.kind in (CONVERSATION, CONVERSATION_OPENED) else None
+                if fields is not None:
+                    conv = self.convs.get(ev.conversation_id)
+                    if conv is not None:
+                        conv.fields.update((k, v) for k, v in fields.items() if v is not None)
+                if self.spooling:
+                    self.unspooled.append((ev, fields))
 
     def stop_spooling(self) -> None:
         """The spool is unavailable: stop collecting events for it and forget what waits."""
@@ -417,7 +473,8 @@ class Queues:
                 self.wake_sent = False
                 return None
             parts: list[ConversationBatch] = []
-            skipped: list[Conversation] = []  # next event too large for what is left
+            skipped: list[Conversation] = []  # next event too large, or not processed yet
+            withheld: dict[str, int] = {}
             ready = self.ready
             n = b = 0
             # Conversations are taken from the front, one at a time: a cut looks at the
@@ -427,7 +484,13 @@ class Queues:
                 pending = conv.pending
                 taken: list[Event] = []
                 while pending and n < limit_n:
-                    size = pending[0].size
+                    head = pending[0]
+                    if head.hold is not None:
+                        if head.hold is UNPROCESSED:
+                            break  # not seen by processing yet: the next step
+                        self._resolve_withheld(conv, pending.popleft(), withheld)
+                        continue
+                    size = head.size
                     if n and b + size > limit_b:
                         break
                     taken.append(pending.popleft())
@@ -443,7 +506,24 @@ class Queues:
                 ready.move_to_end(conv.id, last=False)
             if not ready:
                 self.wake_sent = False
+        for reason, count in withheld.items():
+            stats.drop(reason, count)
         return Batch(parts) if parts else None
+
+    def _resolve_withheld(self, conv: Conversation, ev: Event, counts: dict[str, int]) -> None:
+        """Resolve an event processing withheld, in its turn (under the lock)."""
+        reason = ev.hold or "filtered"
+        stats = self.stats
+        stats.queued_events -= 1
+        stats.queued_bytes -= ev.size + EVENT_MEMORY
+        for watch in self.watches:
+            watch.count(conv.id, conv.resolved, [(False, reason)])
+        self._keep(conv, Result(ev, False, None, f"dropped: {reason}"))
+        conv.resolved += 1
+        if conv.resolved >= conv.enqueued:
+            self.unresolved.pop(conv.id, None)
+        counts[reason] = counts.get(reason, 0) + 1
+        self.withheld_resolved += 1
 
     def complete(self, batch: Batch, outcomes: list[list[Outcome]]) -> None:
         """Record each event's outcome; the conversation may go out again."""

@@ -12,7 +12,19 @@ from typing import Any
 logger = logging.getLogger("agentsight_async")
 
 #: Why an event can be dropped.  Every drop is counted under exactly one reason.
-DROP_REASONS = ("queue_full", "rejected", "retries_exhausted", "shutdown", "disabled")
+DROP_REASONS = (
+    "queue_full",
+    "rejected",
+    "retries_exhausted",
+    "shutdown",
+    "disabled",
+    "filtered",  # before_send returned None
+    "sampled",  # AGENTSIGHT_SAMPLE_RATE left the conversation out
+    "before_send_error",  # before_send raised, or returned something unusable
+)
+#: Reasons that withhold an event on purpose: counted, but not warned about, and not
+#: failures of a flush (``FlushResult.filtered``).
+WITHHELD = frozenset({"filtered", "sampled"})
 
 ErrorCallback = Callable[[BaseException, dict[str, Any]], None]
 
@@ -94,6 +106,8 @@ class Stats:
         self.requests = 0
         self.batches = 0
         self.dropped = dict.fromkeys(DROP_REASONS, 0)
+        #: What built-in redaction replaced, by kind (``email``, ``card`` ...).
+        self.redactions: dict[str, int] = {}
         self.queued_events = 0
         self.queued_bytes = 0
         self.in_flight = 0
@@ -116,6 +130,7 @@ class Stats:
             "batches": self.batches,
             "dropped": dict(self.dropped),
             "dropped_total": sum(self.dropped.values()),
+            "redactions": dict(self.redactions),
             "queued_events": self.queued_events,
             "queued_bytes": self.queued_bytes,
             "in_flight": self.in_flight,
@@ -172,8 +187,13 @@ class Stats:
             self.failing_since = None
 
     def drop(self, reason: str, count: int = 1, interval: float = 10.0) -> None:
-        """Count *count* dropped events and log them at most once per *interval*."""
+        """Count *count* dropped events and log them at most once per *interval*.
+
+        Events withheld on purpose (:data:`WITHHELD`) are counted, not logged.
+        """
         self.dropped[reason] += count
+        if reason in WITHHELD:
+            return
         with self._log_lock:
             self._unlogged_drops[reason] += count
             now = time.monotonic()

@@ -58,6 +58,7 @@ from ._exceptions import (
 )
 from ._exporters._base import Exporter
 from ._pipeline import ExporterFactory, Pipeline
+from ._processing import BeforeSend
 from ._queues import SMALL_EVENT
 from ._stats import ErrorCallback, Stats
 from .integrations import _capture as capture
@@ -82,6 +83,7 @@ def build_pipeline(
     transport: httpx.AsyncBaseTransport | None = None,
     exporter_factory: ExporterFactory | None = None,
     config_error: ConfigurationError | None = None,
+    before_send: BeforeSend | None = None,
     **overrides: Any,
 ) -> Pipeline:
     """A pipeline from a tracker's constructor arguments.
@@ -102,6 +104,7 @@ def build_pipeline(
         exporter_factory=exporter_factory or _default_exporter_factory(transport),
         on_error=on_error,
         config_error=config_error,
+        before_send=before_send,
     )
 
 
@@ -485,6 +488,13 @@ class AsyncConversationTracker(BaseTracker):
     ``AGENTSIGHT_*`` variables and ``.env``.  ``transport=`` injects an httpx
     transport (tests), ``exporter_factory=`` a whole exporter.  Invalid
     settings raise :class:`ConfigurationError` here.
+
+    ``before_send=`` is called with each event as plain data - ``{"kind",
+    "conversation_id", "timestamp", "data"}`` - once, off the caller's hot
+    path, before the spool and the exporter see it; it returns the event, a
+    changed copy, or None to withhold it (counted as ``filtered``).  An
+    exception in it drops the event (``before_send_error``), never sends it
+    unredacted.
     """
 
     def __init__(
@@ -496,6 +506,7 @@ class AsyncConversationTracker(BaseTracker):
         on_error: ErrorCallback | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         exporter_factory: ExporterFactory | None = None,
+        before_send: BeforeSend | None = None,
         **overrides: Any,
     ) -> None:
         pipeline = build_pipeline(
@@ -504,6 +515,7 @@ class AsyncConversationTracker(BaseTracker):
             on_error=on_error,
             transport=transport,
             exporter_factory=exporter_factory,
+            before_send=before_send,
             endpoint=endpoint,
             **overrides,
         )
