@@ -79,6 +79,8 @@ class Pipeline:
         self.queues = self._new_queues(settings)
         self._exporter_factory = exporter_factory
         self._flusher: Flusher | None = None
+        #: The loop our flusher runs on, while it runs (the fast path of :meth:`bind`).
+        self._flusher_loop: asyncio.AbstractEventLoop | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._portal = LoopThread(
             "agentsight-async-loop",
@@ -89,6 +91,7 @@ class Pipeline:
         self._closed = False
         self._start_lock = threading.Lock()
         self.disabled = False
+        self.waits_for_room = False
         self.apply(settings)
         _live.add(self)
 
@@ -105,6 +108,8 @@ class Pipeline:
             error = NoApiKeyException(reason)
         self.delivery_error = error
         self.disabled = reason is not None or error is not None
+        #: ``await track_*`` may wait for room (read once per call: kept precomputed).
+        self.waits_for_room = settings.backpressure_timeout > 0 and not self.disabled
         if error is not None:
             # An invalid setting is an error; a missing key may be deliberate (a test run).
             logger.log(
@@ -205,7 +210,7 @@ class Pipeline:
 
     def must_wait(self) -> bool:
         """True when an awaiting caller should wait for room (``backpressure_timeout``)."""
-        return self.settings.backpressure_timeout > 0 and not self.disabled and self.queues.full()
+        return self.waits_for_room and self.queues.full()
 
     async def wait_for_room(self) -> None:
         """Wait up to ``backpressure_timeout`` for the flusher to free space in the queues."""
@@ -227,6 +232,8 @@ class Pipeline:
         loops only queue.
         """
         loop = asyncio.get_running_loop()
+        if loop is self._flusher_loop:
+            return  # the common case: our flusher runs right here
         owner = self._loop
         if (
             owner is not None
@@ -257,6 +264,7 @@ class Pipeline:
         )
         self._loop = loop
         self._flusher = flusher
+        self._flusher_loop = loop
         flusher.start(loop)
         if self.queues.backlog:
             flusher.wake()
@@ -402,6 +410,7 @@ class Pipeline:
         if flusher is not None and flusher.running:
             await self.run(flusher.detach)
         self._flusher = None
+        self._flusher_loop = None
         self.apply(settings)
         self.bind()
 
@@ -418,6 +427,7 @@ class Pipeline:
                 fut.result(timeout + 1)
             else:
                 self._flusher = None
+                self._flusher_loop = None
                 self._loop = None
                 asyncio.run(self.aclose(timeout))
         except Exception as exc:
@@ -429,6 +439,7 @@ class Pipeline:
         self.queues = self._new_queues(self.settings)
         self._spool = None  # the parent owns its spool file; the child opens its own
         self._flusher = None
+        self._flusher_loop = None
         self._loop = None  # the portal notices the fork itself and starts afresh
         self._start_lock = threading.Lock()
 

@@ -299,7 +299,10 @@ class Queues:
         total = 0
         for _ in range(count):
             kind, cid, ts_ns, payload, size = inbox.popleft()
-            ev = Event(kind, cid, ts_ns, next_seq(), _data(kind, payload), size)
+            if type(payload) is str:  # a plain message's text (inline: once per event)
+                sender = "agent" if kind == ANSWER else "end_user"
+                payload = {"content": payload, "sender": sender, "metadata": _NO_METADATA}
+            ev = Event(kind, cid, ts_ns, next_seq(), payload, size)
             conv = convs.get(cid)
             if conv is None:
                 conv = self._new(cid)

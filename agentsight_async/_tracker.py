@@ -528,9 +528,9 @@ class AsyncConversationTracker(BaseTracker):
         up to ``backpressure_timeout`` for the flusher to free space first.  A
         plain function, so the common case costs no extra coroutine.
         """
-        p = self._pipeline
+        p = self._p or self._start()
         p.bind()
-        return p.must_wait()
+        return p.waits_for_room and p.queues.full()
 
     @contextlib.asynccontextmanager
     async def conversation(

@@ -333,6 +333,25 @@ async def test_gzip_negotiation(make_settings, stats, make_event, clock, capable
     )
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "compressed"),
+    [("http://127.0.0.1:8765", False), ("http://localhost:8765", False), ("https://a.test", True)],
+)
+async def test_no_gzip_over_loopback(make_settings, stats, make_event, clock, endpoint, compressed):
+    """A collector on this machine gets plain JSON: no bandwidth to save, only CPU to spend."""
+    server = MockServer(capabilities=["gzip-ingest"])
+    exp = IngestExporter(
+        make_settings(api_endpoint=endpoint),
+        stats,
+        transport=httpx.MockTransport(server.handler),
+        sleep=clock.sleep,
+        clock=clock,
+    )
+    conv = ConversationBatch("c", [make_event.question("x" * 9000)], {})
+    await exp.export(batch_of(conv), clock.now + 60)
+    assert (server.posts()[0].headers.get("Content-Encoding") == "gzip") is compressed
+
+
 async def test_bytes_identical_across_retries(exporter, server, make_event, clock) -> None:
     server.script = [
         httpx.Response(503),
