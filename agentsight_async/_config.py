@@ -9,14 +9,16 @@ key never appears in it.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ._exceptions import ConfigurationError, InvalidApiKeyException
+from ._privacy import compile_pattern, parse_kinds
 
 DEFAULT_ENDPOINT = "https://api.agentsight.io"
 API_KEY_RE = re.compile(r"^ags_[a-f0-9]{32}_[a-f0-9]{6}$", re.IGNORECASE)
@@ -177,6 +179,30 @@ class Settings(BaseSettings):
         "usage into get_token_usage() (and langchain, which the original ignored, LangChain's).",
     )
 
+    # --- privacy and control (docs/privacy.md) --------------------------------------
+    redact: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Built-in redaction kinds: email, phone, card, iban, ip, secret, or all "
+        "(a comma-separated string or a list); empty: no built-in redaction.",
+    )
+    redact_patterns: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Your own regular expressions to redact: one pattern, or a JSON list of "
+        "them. A match becomes [redacted], or [name] for a pattern with a (?P<name>...) group.",
+    )
+    sample_rate: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of conversations kept (0..1), decided from the conversation id "
+        "alone, so every process of a fleet keeps the same ones.",
+    )
+    sample_keep_errors: bool = Field(
+        default=False,
+        description="Also keep a sampled-out conversation from its first error (an action "
+        "with error_msg) or negative feedback on; the events before it stay dropped.",
+    )
+
     @field_validator("api_key", mode="before")
     @classmethod
     def _check_key(cls, value: Any) -> Any:
@@ -253,6 +279,38 @@ class Settings(BaseSettings):
             return None
         return value
 
+    @field_validator("redact", mode="before")
+    @classmethod
+    def _check_redact(cls, value: Any) -> Any:
+        if value is None:
+            return ()
+        if isinstance(value, str) and value.strip().startswith("["):
+            value = _json_list(value)
+        if not isinstance(value, (str, list, tuple, set, frozenset)):
+            raise ValueError("must be a comma-separated string or a list of kinds")
+        return parse_kinds(value)
+
+    @field_validator("redact_patterns", mode="before")
+    @classmethod
+    def _check_patterns(cls, value: Any) -> Any:
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            value = _json_list(value) if _looks_like_json_list(value) else [value]
+        if not isinstance(value, (list, tuple)):
+            raise ValueError("must be a pattern or a list of patterns")
+        patterns = []
+        for i, item in enumerate(value):
+            raw = item.pattern if isinstance(item, re.Pattern) else item
+            if not isinstance(raw, str):
+                raise ValueError(f"pattern {i}: must be a string, got {type(raw).__name__}")
+            try:
+                compile_pattern(raw)
+            except ValueError as exc:
+                raise ValueError(f"pattern {i}: {exc}") from None
+            patterns.append(raw)
+        return tuple(patterns)
+
     @model_validator(mode="after")
     def _check_caps(self) -> Settings:
         if self.batch_bytes > self.max_queue_bytes:
@@ -290,6 +348,25 @@ class Settings(BaseSettings):
                 "does not)"
             )
         return None
+
+
+def _looks_like_json_list(text: str) -> bool:
+    """``'["a", "b"]'`` rather than one pattern that starts with a character class."""
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(parsed, list)
+
+
+def _json_list(text: str) -> list[Any]:
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        raise ValueError("looks like a JSON list but does not parse") from None
+    if not isinstance(parsed, list):
+        raise ValueError("must be a JSON list")
+    return parsed
 
 
 def _variable_name(loc: tuple[Any, ...]) -> str:
