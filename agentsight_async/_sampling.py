@@ -40,10 +40,10 @@ _CACHE_SIZE: Final = 4096
 _SCALE: Final = 1 << 64
 
 
-def sample_point(conversation_id: str) -> float:
-    """Where *conversation_id* falls in [0, 1): the first 8 bytes of its SHA-256 / 2**64."""
+def sample_point(conversation_id: str) -> int:
+    """Where *conversation_id* falls in [0, 2**64): the first 8 bytes of its SHA-256."""
     digest = hashlib.sha256(conversation_id.encode("utf-8", "surrogatepass")).digest()
-    return int.from_bytes(digest[:8], "big") / _SCALE
+    return int.from_bytes(digest[:8], "big")
 
 
 def is_error(kind: str, data: dict[str, Any]) -> bool:
@@ -92,8 +92,7 @@ class Sampler:
         """Whether the sample holds *conversation_id*: the same answer in every process."""
         decision = self._cache.get(conversation_id)
         if decision is None:
-            digest = hashlib.sha256(conversation_id.encode("utf-8", "surrogatepass")).digest()
-            decision = int.from_bytes(digest[:8], "big") < self._threshold
+            decision = sample_point(conversation_id) < self._threshold
             with self._lock:
                 if len(self._cache) >= _CACHE_SIZE:
                     self._cache.clear()
