@@ -48,6 +48,7 @@ from ._exceptions import (
 )
 from ._exporters._base import Exporter
 from ._facade import ConversationTracker, conversation_tracker
+from ._push import PushResult, apush, push
 from ._tracker import AsyncConversationTracker
 from ._version import __version__
 from .api import (
@@ -94,14 +95,17 @@ __all__ = [
     "NoDataToSendException",
     "NotFoundException",
     "Outcome",
+    "PushResult",
     "RateLimitException",
     "Settings",
     "UnauthorizedException",
     "__version__",
     "agentsight_api",
+    "apush",
     "conversation_manager",
     "conversation_tracker",
     "instrument",
+    "push",
     "task",
     "tool",
     "uninstrument",

@@ -5,8 +5,9 @@ The SDK itself has no sub-commands to offer: they are plugged in through the
 package that provides them.  An entry point called ``NAME`` refers to a
 callable that takes the ``add_subparsers()`` object, adds the sub-command
 ``NAME`` and sets its ``func`` default (``func(args) -> exit status``).  This
-distribution registers ``serve`` and ``demo``; they need the ``[collector]``
-extra, and without it they say what to install and exit with status 2.
+distribution registers ``serve`` and ``demo``, which need the ``[collector]``
+extra (without it they say what to install and exit with status 2), and
+``push``, which needs nothing more (``[push]`` adds its progress bar).
 """
 
 from __future__ import annotations
