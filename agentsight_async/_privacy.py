@@ -254,9 +254,10 @@ _PHONE_DELETE: Final = b".()"
 
 # --- kinds ---------------------------------------------------------------------------------
 
-#: ``(pattern, group, validator)``: matches of *pattern* that *validator* (when
-#: given) accepts become the marker, after the text of *group* (when not 0).
-Step = tuple[re.Pattern[str], int, "Callable[[str], bool] | None"]
+#: ``(pattern, group, validator)``: matches of *pattern* become the marker, after
+#: the text of *group* (when not 0).  A *validator* (when given) says how many
+#: characters of a match to replace: 0 refuses it, fewer than all keeps the rest.
+Step = tuple[re.Pattern[str], int, "Callable[[str], int] | None"]
 
 
 class _Kind:
@@ -283,9 +284,10 @@ class _Kind:
             parts: list[str] = []
             last = 0
             for m in pattern.finditer(text):
-                if valid(m.group(0)):
+                length = valid(m.group(0))
+                if length:
                     parts += (text[last : m.start()], self.marker)
-                    last = m.end()
+                    last = m.start() + length
             if parts:
                 n += len(parts) // 2
                 parts.append(text[last:])
@@ -295,34 +297,48 @@ class _Kind:
         return text
 
 
-def _card_ok(candidate: str) -> bool:
-    return is_card_number(candidate.replace(" ", "").replace("-", ""))
+def _card_ok(candidate: str) -> int:
+    return len(candidate) if is_card_number(candidate.replace(" ", "").replace("-", "")) else 0
 
 
-def _iban_ok(candidate: str) -> bool:
-    return is_iban(candidate.replace(" ", ""))
+def _iban_ok(candidate: str) -> int:
+    """The length of the IBAN the candidate starts with (it may have taken a word more)."""
+    want = IBAN_LENGTHS.get(candidate[:2])
+    if want is None:
+        return 0
+    count = 0
+    for end, ch in enumerate(candidate, 1):
+        if ch != " ":
+            count += 1
+            if count == want:
+                if end < len(candidate) and candidate[end] != " ":
+                    return 0  # the candidate's groups do not end where the IBAN does
+                return end if is_iban(candidate[:end].replace(" ", "")) else 0
+    return 0
 
 
-def _phone_ok(candidate: str) -> bool:
+def _phone_ok(candidate: str) -> int:
     digits = _digit_count(candidate)
     if candidate.startswith("+"):
-        return 8 <= digits <= 15
-    if candidate.startswith("0"):
-        return 9 <= digits <= 12
-    return True  # the North American shapes are exact
+        ok = 8 <= digits <= 15
+    elif candidate.startswith("0"):
+        ok = 9 <= digits <= 12
+    else:
+        ok = True  # the North American shapes are exact
+    return len(candidate) if ok else 0
 
 
-def _ipv4_ok(candidate: str) -> bool:
-    return all(int(part) <= 255 for part in candidate.split("."))
+def _ipv4_ok(candidate: str) -> int:
+    return len(candidate) if all(int(part) <= 255 for part in candidate.split(".")) else 0
 
 
-def _ipv6_ok(candidate: str) -> bool:
+def _ipv6_ok(candidate: str) -> int:
     try:
         ipaddress.IPv6Address(candidate)
     except ValueError:
-        return False
+        return 0
     # "::1", "a::b" and the like are more often code than addresses.
-    return _HEX_GROUP.search(candidate) is not None
+    return len(candidate) if _HEX_GROUP.search(candidate) else 0
 
 
 _SECRET: Final = _Kind(
