@@ -150,6 +150,15 @@ def _cell(summary: dict[str, Any] | None, scale: float = 1.0, digits: int = 3) -
     return f"{_fmt(med, digits)} ({_fmt(lo, digits)}–{_fmt(hi, digits)})"
 
 
+def _count_cell(summary: dict[str, Any] | None) -> str:
+    """A median (min-max) of counts or rates, as whole numbers with thousands separators."""
+    if not summary or summary.get("median") is None:
+        return "-"
+    if summary.get("n", 0) <= 1:
+        return f"{summary['median']:,.0f}"
+    return f"{summary['median']:,.0f} ({summary['min']:,.0f}–{summary['max']:,.0f})"
+
+
 def _ratio_cell(ratio: dict[str, Any] | None) -> str:
     if not ratio or ratio.get("median") is None:
         return "-"
@@ -321,6 +330,27 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{_cell(sm.get('cpu_us_per_event'))} |"
             )
         lines.append("")
+
+    if "push" in s:
+        lines += [
+            "## 7. push: a recording uploaded to the local collector",
+            "",
+            "| run | events/s | push s | delivered (verified in storage) |",
+            "|---|---|---|---|",
+        ]
+        for sub in s["push"]["subjects"].values():
+            sm = sub["summary"]
+            lines.append(
+                f"| {sub['label']} | {_count_cell(sm.get('events_per_s'))} | "
+                f"{_cell(sm.get('push_s'))} | {_count_cell(sm.get('delivered_verified'))} |"
+            )
+        lines += [
+            "",
+            "`agentsight-async push` in a fresh process, into a fresh collector (uvicorn + "
+            "SQLite, in the orchestrating process); the recording was written by the SDK's "
+            "`sqlite:///` exporter.",
+            "",
+        ]
 
     versions = {k: v for k, v in results.get("peer_versions", {}).items() if v}
     if versions:

@@ -25,7 +25,15 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 #: Rounds per suite in a full run (quick: 1).  Chosen to keep a full run near 8 minutes
 #: on a 2-core machine.
-FULL_ROUNDS = {"percall": 5, "e2e": 3, "lag": 3, "memory": 1, "scaling": 3, "capacity": 3}
+FULL_ROUNDS = {
+    "percall": 5,
+    "e2e": 3,
+    "lag": 3,
+    "memory": 1,
+    "scaling": 3,
+    "capacity": 3,
+    "push": 3,
+}
 
 
 def _machine() -> dict[str, Any]:

@@ -474,6 +474,98 @@ def capacity(envs: dict[str, Env], quick: bool, n_rounds: int, log: Log) -> Suit
     return suite
 
 
+# --- (7) push: a recording uploaded to the local collector -------------------------------------
+PUSH_SIZES = {"ingest": 100_000, "rest": 2_000}
+PUSH_QUICK = {"ingest": 2_000, "rest": 100}
+
+
+def _record(path: str, events: int, conversations: int = 100) -> None:
+    """A ``sqlite:///`` recording of *events* short messages, written by the SDK."""
+    import asyncio
+
+    from agentsight_async import AsyncConversationTracker
+
+    async def main() -> None:
+        knobs = {"max_queue_events": events + 10, "max_queue_bytes": 1 << 30}
+        async with AsyncConversationTracker(api_endpoint=f"sqlite:///{path}", **knobs) as t:
+            for i in range(events):
+                c = i % conversations
+                await t.track_human_message(
+                    f"message {i // conversations} of conversation {c}", conversation_id=f"c{c}"
+                )
+            if not await t.flush(600):
+                raise RuntimeError("the recording is incomplete")
+
+    asyncio.run(main())
+
+
+def _push_run(recording: str, protocol: str, events: int, state: str) -> dict[str, Any]:
+    """``agentsight-async push`` (a fresh process, no progress bar) into a fresh collector."""
+    import re
+
+    with _collector() as col:
+        env = {"AGENTSIGHT_API_KEY": KEY, "AGENTSIGHT_API_ENDPOINT": col.url}
+        t0 = time.monotonic()
+        proc = subprocess.run(
+            [_proc.ours_python(), "-m", "agentsight_async", "push", recording, "--no-progress",
+             "--protocol", protocol, "--state", state],
+            capture_output=True, text=True, timeout=900, env=_proc._env(env), cwd=_proc.REPO,
+        )  # fmt: skip
+        wall = time.monotonic() - t0
+        delivered = _delivered_messages(col.db_path)
+    if proc.returncode != 0:
+        raise RuntimeError(f"push exited {proc.returncode}: {proc.stderr.strip()[-300:]}")
+    match = re.search(r"pushed ([\d,]+) event\(s\) .* in ([\d.]+) s", proc.stdout)
+    if match is None:
+        raise RuntimeError(f"unexpected push output: {proc.stdout.strip()[-300:]}")
+    sent, seconds = int(match.group(1).replace(",", "")), float(match.group(2))
+    return {
+        "events": events,
+        "sent": sent,
+        "delivered_verified": delivered,
+        "complete": delivered == events,
+        "push_s": seconds,
+        "process_s": round(wall, 3),
+        "events_per_s": sent / seconds if seconds else None,
+    }
+
+
+def push(envs: dict[str, Env], quick: bool, n_rounds: int, log: Log) -> Suite:
+    """``agentsight-async push`` of a recording (what ``sqlite:///`` wrote) into the collector.
+
+    The recording is made once per suite by the SDK; every run pushes it whole
+    into a fresh collector with a fresh progress file, and the delivered rows are
+    counted in the collector's storage.  events/s is the push's own figure (from
+    reading the first row to the last answer); ``process_s`` adds interpreter start.
+    """
+    import tempfile
+
+    suite = Suite("push")
+    sizes = PUSH_QUICK if quick else PUSH_SIZES
+    suite.params = {"events": dict(sizes), "conversations": 100}
+    with tempfile.TemporaryDirectory(prefix="agentsight-bench-push-") as tmp:
+        recordings = {}
+        for protocol, events in sizes.items():
+            path = f"{tmp}/{protocol}.db"
+            t0 = time.monotonic()
+            _record(path, events)
+            log(f"  [push] recorded {events:,} events in {time.monotonic() - t0:.1f} s")
+            recordings[protocol] = path
+        counter = iter(range(1_000_000))
+        subjects = [
+            Subject(
+                f"push_{protocol}",
+                f"push {sizes[protocol]:,} events, {protocol}",
+                lambda p=protocol: _push_run(
+                    recordings[p], p, sizes[p], f"{tmp}/state-{next(counter)}"
+                ),
+            )
+            for protocol in sizes
+        ]
+        rounds(suite, subjects, n_rounds, ["events_per_s", "push_s", "delivered_verified"], log)
+    return suite
+
+
 SUITES = {
     "percall": percall,
     "e2e": e2e,
@@ -481,6 +573,7 @@ SUITES = {
     "memory": memory,
     "scaling": scaling,
     "capacity": capacity,
+    "push": push,
 }
 
 __all__ = ["SUITES", "Suite"]
