@@ -239,7 +239,7 @@ def _table(mapping: dict[str, str], default: str) -> bytes:
 #: UTF-8 bytes -> ``0`` for digits, ``A`` for capitals, ``+.:()`` kept, ``x`` for
 #: anything else (every byte of a non-ASCII character too); with
 #: :data:`_MASK_DELETE` (spaces, hyphens) deleted, a card's groups join into one
-#: run of zeros.  A substring test on the result - ``b"0" * 13 in mask``, "13
+#: run of zeros.  A substring test on the result - ``"0" * 13 in mask``, "13
 #: digits, separators aside?" - runs at C speed, where a regular expression
 #: costs microseconds per hundred characters.
 _MASK: Final = _table(
@@ -248,6 +248,14 @@ _MASK: Final = _table(
     "x",
 )
 _MASK_DELETE: Final = b" -"
+#: A dotted quad's middle in the mask when its two middle parts have 2-3 digits each.
+_QUAD_MIDDLES: Final = ("0.00.00.0", "0.000.00.0", "0.00.000.0", "0.000.000.0")
+
+
+def _quad_middle(mask: str) -> bool:
+    return any(shape in mask for shape in _QUAD_MIDDLES)
+
+
 #: What a phone may also have between its digits (besides spaces and hyphens).
 _PHONE_DELETE: Final = b".()"
 
@@ -516,7 +524,7 @@ class Redactor:
         digit = self._numeric and _has_digit(text)
         secret = self._secret and _may_hold_secret(text)
         email = self._email and "@" in text
-        ipv6 = self._ip and ":" in text and _may_hold_ipv6(text)
+        ipv6 = self._ip and ":" in text and ("::" in text or text.count(":") >= 7)
         if not (digit or secret or email or ipv6):
             return text
         if secret:
@@ -528,22 +536,26 @@ class Redactor:
         # Which numeric kinds could match: substring tests on the digit mask.  The
         # mask is not rebuilt after a kind replaced something: markers only remove
         # digits, so a stale mask can only run a pattern for nothing.
-        mask = (
-            text.encode("utf-8", "surrogatepass").translate(_MASK, _MASK_DELETE) if digit else b""
-        )
-        if self._iban and b"AA00" in mask:  # a country code and its check digits
+        raw = text.encode("utf-8", "surrogatepass").translate(_MASK, _MASK_DELETE) if digit else b""
+        # Tested as str: ``bytes.__contains__`` first tries its argument as an integer
+        # (and clears the TypeError), ~4x slower than ``str.__contains__``.
+        mask = raw.decode("ascii")
+        if self._iban and "AA00" in mask:  # a country code and its check digits
             text = _IBAN_KIND.apply(text, counts)
-        if self._cards and b"0000000000000" in mask:  # 13 digits, spaces and hyphens aside
+        if self._cards and "0000000000000" in mask:  # 13 digits, spaces and hyphens aside
             text = _CARD_KIND.apply(text, counts)
         if self._phone:
-            run = mask.translate(None, _PHONE_DELETE)
+            run = raw.translate(None, _PHONE_DELETE).decode("ascii")
             # 9 digits (North American, national numbers) or "+" and 8 (international)
-            if b"000000000" in run or b"+00000000" in run:
+            if "000000000" in run or "+00000000" in run:
                 text = _PHONE_KIND.apply(text, counts)
         if self._ip:
             if ipv6:  # first: "::ffff:1.2.3.4" is one address
                 text = _IPV6_KIND.apply(text, counts)
-            if mask.count(b"0.0") >= 2:  # 1.2.3.4 -> "0.0.0.0"
+            # A dotted quad's mask holds "0.0.0" (a one-digit middle part) or one of the
+            # four shapes of two longer middle parts; a version (3.11.7 -> "0.00.0"),
+            # a price or a date holds none of them.
+            if "0.0.0" in mask or ("0.00" in mask and _quad_middle(mask)):
                 text = _IPV4_KIND.apply(text, counts)
         return text
 
