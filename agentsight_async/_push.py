@@ -68,9 +68,12 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-@dataclass(frozen=True)
+@dataclass
 class PushResult:
-    """What a push did.  True when nothing is left to send (``failed == 0``)."""
+    """What a push did.  True when nothing is left to send (``failed == 0``).
+
+    (A push fills it in as it goes; treat it as read-only once returned.)
+    """
 
     #: The recording or spool directory pushed.
     source: str
@@ -243,20 +246,6 @@ def parse_since(since: datetime | str | None, now: datetime | None = None) -> in
 # --- the push ------------------------------------------------------------------------------
 
 
-@dataclass
-class _Tally:
-    read: int = 0
-    sent: int = 0
-    already_sent: int = 0
-    skipped_since: int = 0
-    dropped: int = 0
-    rejected: int = 0
-    failed: int = 0
-    would_send: int = 0
-    unsupported: int = 0
-    redactions: dict[str, int] = field(default_factory=dict)
-
-
 class _Filter:
     """Redaction, then ``before_send``, on one recorded event (push's share of the
     pipeline's hook: the same contract, the same order)."""
@@ -266,7 +255,7 @@ class _Filter:
         self.before_send = before_send
         self.failed_once = False
 
-    def apply(self, record: Recorded, tally: _Tally) -> Recorded | None:
+    def apply(self, record: Recorded, tally: PushResult) -> Recorded | None:
         event = record.event
         data = event.data
         fields = record.fields
@@ -351,7 +340,7 @@ class _Pusher:
         self.transport = transport
         self.destination = destination_key(settings)
         self.stats = Stats()
-        self.tally = _Tally()
+        self.tally = PushResult(source, self.destination, dry_run=dry_run)
 
     async def run(self) -> PushResult:
         started = time.monotonic()
@@ -388,24 +377,9 @@ class _Pusher:
             await asyncio.to_thread(reader.close)
             if state is not None:
                 await asyncio.to_thread(state.close)
-        t = self.tally
-        return PushResult(
-            source=self.source,
-            destination=self.destination,
-            read=t.read,
-            sent=t.sent,
-            already_sent=t.already_sent,
-            skipped_since=t.skipped_since,
-            dropped=t.dropped,
-            rejected=t.rejected,
-            failed=t.failed,
-            would_send=t.would_send,
-            unsupported=t.unsupported,
-            redactions=dict(t.redactions),
-            dry_run=self.dry_run,
-            seconds=time.monotonic() - started,
-            last_error=self.stats.last_error,
-        )
+        self.tally.seconds = time.monotonic() - started
+        self.tally.last_error = self.stats.last_error
+        return self.tally
 
     def _report(self, done: int, total: int) -> None:
         if self.progress is not None:

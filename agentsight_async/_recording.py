@@ -36,9 +36,10 @@ so no SDK process replays it meanwhile.  Push never modifies its input.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -108,6 +109,49 @@ def open_source(path: str | os.PathLike[str]) -> SqliteRecording | SpoolDirector
     raise RecordingError(f"{path}: no such recording file or spool directory")
 
 
+def _keyset(db: sqlite3.Connection, sql: str, start: int, batch: int) -> Iterator[tuple[Any, ...]]:
+    """Every row of *sql* (``... WHERE key > ? ORDER BY key LIMIT ?``, the key first),
+    fetched *batch* rows at a time from *start* on."""
+    after = start
+    while True:
+        rows = db.execute(sql, (after, batch)).fetchall()
+        if not rows:
+            return
+        yield from rows
+        after = rows[-1][0]
+
+
+def paginate(
+    rows: Iterator[tuple[Any, ...]],
+    decode: Callable[[tuple[Any, ...]], Recorded | None],
+    max_events: int,
+    max_bytes: int,
+) -> Iterator[Page]:
+    """Rows decoded into pages of at most *max_events* events or about *max_bytes*.
+
+    *decode* answers a record, None for a row to skip, or :data:`_UNSUPPORTED`.
+    """
+    page, size = Page(), 0
+    for row in rows:
+        page.consumed += 1
+        record = decode(row)
+        if record is _UNSUPPORTED:
+            page.unsupported += 1
+        elif record is not None:
+            page.records.append(record)
+            size += record.event.size
+        if len(page.records) >= max_events or size >= max_bytes:
+            yield page
+            page, size = Page(), 0
+    if page.consumed:
+        yield page
+
+
+def _spooled(row: tuple[Any, ...]) -> Recorded:
+    event, fields = _from_row(row)
+    return Recorded(event, fields or {})
+
+
 # --- sqlite:/// recordings -------------------------------------------------------------------
 
 
@@ -147,35 +191,22 @@ class SqliteRecording:
 
     def pages(self, max_events: int, max_bytes: int) -> Iterator[Page]:
         """Pages of at most *max_events* events / about *max_bytes*, in archive order."""
-        after = 0
-        while True:
-            rows = self._db.execute(
-                "SELECT s.id, s.conversation, c.conversation_id, s.raw FROM spans s "
-                "JOIN conversations c ON c.id = s.conversation WHERE s.id > ? "
-                "ORDER BY s.id LIMIT ?",
-                (after, max_events),
-            ).fetchall()
-            if not rows:
-                return
-            page = Page()
-            size = 0
-            for row_id, conv_pk, cid, raw in rows:
-                after = row_id
-                page.consumed += 1
-                try:
-                    record = self._decode(conv_pk, cid, orjson.loads(raw), len(raw))
-                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                    record = None
-                if record is None:
-                    continue
-                if record is _UNSUPPORTED:
-                    page.unsupported += 1
-                    continue
-                page.records.append(record)
-                size += record.event.size
-                if size >= max_bytes:
-                    break
-            yield page
+        rows = _keyset(
+            self._db,
+            "SELECT s.id, s.conversation, c.conversation_id, s.raw FROM spans s "
+            "JOIN conversations c ON c.id = s.conversation WHERE s.id > ? "
+            "ORDER BY s.id LIMIT ?",
+            0,
+            max_events,
+        )
+        return paginate(rows, self._row, max_events, max_bytes)
+
+    def _row(self, row: tuple[Any, ...]) -> Recorded | None:
+        _, conv_pk, cid, raw = row
+        try:
+            return self._decode(conv_pk, cid, orjson.loads(raw), len(raw))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            return _UNSUPPORTED
 
     # -- span -> event ------------------------------------------------------------------
 
@@ -376,55 +407,40 @@ class SpoolDirectory:
 
     def pages(self, max_events: int, max_bytes: int) -> Iterator[Page]:
         """Each unlocked spool file's events, in id order, in pages."""
+        return paginate(self._rows(max_events), _spooled, max_events, max_bytes)
+
+    def _rows(self, batch: int) -> Iterator[tuple[Any, ...]]:
         for f in self._files():
             if not self._lock(f.with_suffix(".lock")):
                 self.live_files += 1
                 continue
             try:
                 db = sqlite3.connect(str(f), check_same_thread=False, timeout=10.0)
-            except sqlite3.Error as exc:  # pragma: no cover - unreadable file
-                self._unlock()
-                raise RecordingError(f"{f}: cannot open the spool file ({exc})") from None
-            try:
-                after = -(1 << 63)
-                while True:
-                    rows = db.execute(
+                try:
+                    sql = (
                         "SELECT seq, conversation_id, kind, ts_ns, size, data, fields "
-                        "FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-                        (after, max_events),
-                    ).fetchall()
-                    if not rows:
-                        break
-                    page = Page()
-                    size = 0
-                    for row in rows:
-                        after = row[0]
-                        page.consumed += 1
-                        event, fields = _from_row(row)
-                        page.records.append(Recorded(event, fields or {}))
-                        size += event.size
-                        if size >= max_bytes:
-                            break
-                    yield page
+                        "FROM events WHERE seq > ? ORDER BY seq LIMIT ?"
+                    )
+                    yield from _keyset(db, sql, -(1 << 63), batch)
+                finally:
+                    db.close()
             finally:
-                db.close()
                 self._unlock()
 
     def _lock(self, lock_path: Path) -> bool:
         """Hold the file's lock while it is read (a live process holds it: skip the file)."""
         if fcntl is None:  # pragma: no cover
             return True
-        try:
+        with contextlib.suppress(OSError):
             fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
-        except OSError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
-        self._lock_fd = fd
-        return True
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise
+            self._lock_fd = fd
+            return True
+        return False
 
     def _unlock(self) -> None:
         if self._lock_fd is not None:

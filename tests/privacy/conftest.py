@@ -91,28 +91,22 @@ def record_messages(path: Path, events: int, conversations: int = 100) -> Path:
     return path
 
 
-@pytest.fixture
-def collector(tmp_path: Path) -> Iterator[Any]:
-    """The real collector, in-process on a free loopback port (any well-formed key)."""
+def _collector(path: Path) -> Any:
     pytest.importorskip("starlette")
     from agentsight_collector import LocalCollector
 
-    running = LocalCollector(tmp_path / "collector.db", dev=True)
-    running.start()
-    try:
+    return LocalCollector(path, dev=True)
+
+
+@pytest.fixture
+def collector(tmp_path: Path) -> Iterator[Any]:
+    """The real collector, in-process on a free loopback port (any well-formed key)."""
+    with _collector(tmp_path / "collector.db") as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture
 def second_collector(tmp_path: Path) -> Iterator[Any]:
-    pytest.importorskip("starlette")
-    from agentsight_collector import LocalCollector
-
-    running = LocalCollector(tmp_path / "collector2.db", dev=True)
-    running.start()
-    try:
+    """Another one: a second destination."""
+    with _collector(tmp_path / "collector2.db") as running:
         yield running
-    finally:
-        running.stop()
