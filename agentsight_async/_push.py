@@ -491,11 +491,14 @@ async def apush(
         is left to send.
 
     Raises:
+        TypeError: both *settings* and keyword settings were given.
         RecordingError: *source* is not a recording or a spool directory.
         ConfigurationError: invalid settings or *since*, or the destination is
             *source* itself.
         NoApiKeyException: the endpoint needs a key and none is configured.
     """
+    if settings is not None and overrides:
+        raise TypeError("apush: pass settings= or keyword settings, not both")
     settings = settings or load_settings(**overrides)
     _check(settings)
     state_path = await asyncio.to_thread(_paths, source, settings, state)
@@ -601,6 +604,9 @@ def _command(args: argparse.Namespace) -> int:
         except (RecordingError, ConfigurationError) as exc:
             print(f"agentsight-async push: {exc}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:
+            print("agentsight-async push: interrupted; push again to resume", file=sys.stderr)
+            return 130
     print(summary(result))
     return 0 if result else 1
 

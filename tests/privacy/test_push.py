@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FULL, PII, record_messages, record_mixed
+from privacy_support import FULL, PII, record_messages, record_mixed
 
 import agentsight_async
 from agentsight_async import PushResult, push
@@ -214,6 +214,10 @@ def test_errors_are_clear(tmp_path: Path, collector: Any) -> None:
         push(rec, api_endpoint="https://api.agentsight.example")
     with pytest.raises(ConfigurationError, match="the recording itself"):
         push(rec, api_endpoint=f"sqlite:///{rec}")
+    from agentsight_async._config import load_settings
+
+    with pytest.raises(TypeError, match="not both"):
+        push(rec, settings=load_settings(), api_endpoint=collector.url)
 
 
 def test_push_runs_from_inside_an_event_loop(tmp_path: Path, collector: Any) -> None:
