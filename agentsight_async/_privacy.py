@@ -149,7 +149,7 @@ _IBAN = re.compile(
 # Patterns that start with a character class, not a look-behind, let the regex engine
 # jump from candidate to candidate (here: digit to digit) instead of trying every position.
 _CARD = re.compile(
-    r"[0-9](?<![\w.,-][0-9])(?:[0-9]{12,18}|[0-9]{3}(?:[ -][0-9]{3,6}){2,4})(?![\w]|[.,-][0-9])",
+    r"[0-9](?<![\w.,+-][0-9])(?:[0-9]{12,18}|[0-9]{3}(?:[ -][0-9]{3,6}){2,4})(?![\w]|[.,-][0-9])",
     re.ASCII,
 )
 

@@ -38,7 +38,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -50,8 +50,10 @@ from ._exporters import create_exporter
 from ._exporters._base import Exporter
 from ._exporters._retry import REJECTED
 from ._privacy import Redactor
-from ._recording import Page, Recorded, RecordingError, open_source
 from ._stats import Stats
+
+if TYPE_CHECKING:  # imported when a push runs: importing the SDK stays light
+    from ._recording import Page, Recorded
 
 T = TypeVar("T")
 
@@ -255,7 +257,7 @@ class _Filter:
         self.before_send = before_send
         self.failed_once = False
 
-    def apply(self, record: Recorded, tally: PushResult) -> Recorded | None:
+    def apply(self, record: Recorded, tally: PushResult) -> tuple[Event, dict[str, Any]] | None:
         event = record.event
         data = event.data
         fields = record.fields
@@ -289,10 +291,11 @@ class _Filter:
             if not isinstance(new, dict):
                 return None
             data = new
-        if data is event.data and fields is record.fields:
-            return record
-        out = Event(event.kind, event.conversation_id, event.ts_ns, event.seq, data, event.size)
-        return Recorded(out, fields)
+        if data is not event.data:
+            event = Event(
+                event.kind, event.conversation_id, event.ts_ns, event.seq, data, event.size
+            )
+        return event, fields
 
 
 def _logger() -> Any:
@@ -301,17 +304,17 @@ def _logger() -> Any:
     return logging.getLogger("agentsight_async")
 
 
-def _batch(records: list[Recorded]) -> Batch:
+def _batch(records: list[tuple[Event, dict[str, Any]]]) -> Batch:
     """One batch, each conversation's events in recording order, its latest fields."""
     convs: dict[str, ConversationBatch] = {}
-    for r in records:
-        cid = r.event.conversation_id
+    for event, fields in records:
+        cid = event.conversation_id
         conv = convs.get(cid)
         if conv is None:
             conv = convs[cid] = ConversationBatch(cid, [])
-        conv.events.append(r.event)
-        if r.fields:
-            conv.fields = r.fields
+        conv.events.append(event)
+        if fields:
+            conv.fields = fields
     return Batch(list(convs.values()))
 
 
@@ -343,6 +346,8 @@ class _Pusher:
         self.tally = PushResult(source, self.destination, dry_run=dry_run)
 
     async def run(self) -> PushResult:
+        from ._recording import open_source
+
         started = time.monotonic()
         reader = await asyncio.to_thread(open_source, self.source)
         state: PushState | None = None
@@ -394,7 +399,7 @@ class _Pusher:
         t.unsupported += page.unsupported
         keys = [r.key for r in page.records]
         known = await asyncio.to_thread(state.known, dest, keys) if state and keys else set()
-        todo: list[Recorded] = []
+        todo: list[tuple[Event, dict[str, Any]]] = []
         for record in page.records:
             if record.key in known:
                 t.already_sent += 1
@@ -492,7 +497,8 @@ async def apush(
 
     Raises:
         TypeError: both *settings* and keyword settings were given.
-        RecordingError: *source* is not a recording or a spool directory.
+        agentsight_async._recording.RecordingError: *source* is not a recording or
+            a spool directory (a ``ValueError``).
         ConfigurationError: invalid settings or *since*, or the destination is
             *source* itself.
         NoApiKeyException: the endpoint needs a key and none is configured.
@@ -584,6 +590,8 @@ def add_push_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def _command(args: argparse.Namespace) -> int:
+    from ._recording import RecordingError
+
     overrides = {"api_endpoint": args.endpoint, "protocol": args.protocol}
     try:
         settings = load_settings(**overrides)
