@@ -484,6 +484,9 @@ def _record(path: str, events: int, conversations: int = 100) -> None:
     import asyncio
 
     from agentsight_async import AsyncConversationTracker
+    from agentsight_async._store import Store
+
+    Store(path).close()  # created first: a new file opened by two export threads can lock
 
     async def main() -> None:
         knobs = {"max_queue_events": events + 10, "max_queue_bytes": 1 << 30}

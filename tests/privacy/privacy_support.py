@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from agentsight_async import AsyncConversationTracker
+from agentsight_async._store import Store
 
 #: Read at import: the root conftest removes every AGENTSIGHT_* variable per test.
 FULL = os.environ.get("AGENTSIGHT_PUSH_FULL", "") not in ("", "0")
@@ -66,8 +67,20 @@ async def _record_mixed(path: Path, conversations: int) -> None:
         assert result, result
 
 
+def _created(path: Path) -> None:
+    """Create (and migrate) the store before recording into it.
+
+    The ``sqlite:///`` exporter opens its store on the first batch; when batches of
+    several conversations are exported at once, two threads can open a new file
+    together and one fails with "database is locked" (reported to the pipeline's
+    owner).  An existing file is opened without that race.
+    """
+    Store(path).close()
+
+
 def record_mixed(path: Path, conversations: int = 5) -> Path:
     """A recording with every event kind and the :data:`PII` in every scanned field."""
+    _created(path)
     asyncio.run(_record_mixed(path, conversations))
     return path
 
@@ -84,5 +97,6 @@ async def _record_messages(path: Path, events: int, conversations: int) -> None:
 
 def record_messages(path: Path, events: int, conversations: int = 100) -> Path:
     """A recording of *events* messages ``m<conversation>-<n>`` over *conversations*."""
+    _created(path)
     asyncio.run(_record_messages(path, events, conversations))
     return path
