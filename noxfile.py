@@ -64,7 +64,7 @@ def _ensure_chromium(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The test suite: unit, end-to-end on loopback, browser, shortened reliability."""
-    session.install("-e", ".[collector]", *TEST_DEPS, *INTEGRATION_DEPS)
+    session.install("-e", ".[collector,push]", *TEST_DEPS, *INTEGRATION_DEPS)
     _ensure_chromium(session)
     session.run(
         "pytest",
@@ -102,7 +102,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
-    session.install("-e", ".[collector]", "mypy")
+    session.install("-e", ".[collector,push]", "mypy")
     session.run("mypy")
 
 

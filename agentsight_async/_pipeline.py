@@ -39,7 +39,7 @@ from ._exceptions import ConfigurationError, FlushTimeoutError, NoApiKeyExceptio
 from ._exporters._base import Exporter
 from ._flusher import Flusher
 from ._portal import LoopThread
-from ._processing import BeforeSend, EventProcessor
+from ._processing import BeforeSend, EventProcessor, Redacting, Sampling
 from ._queues import Queues
 from ._spool import Spool
 from ._stats import ErrorCallback, Stats
@@ -136,10 +136,26 @@ class Pipeline:
         return queues
 
     def _new_processor(self, settings: Settings) -> EventProcessor | None:
-        """Sampling, redaction and ``before_send``, when any of them is asked for."""
-        if self.before_send is None:
+        """Sampling, redaction and ``before_send``, when any of them is asked for.
+
+        Their modules load only then: a tracker that uses none pays nothing.
+        """
+        redactor: Redacting | None = None
+        sampler: Sampling | None = None
+        if settings.redact or settings.redact_patterns:
+            from ._privacy import Redactor
+
+            redactor = Redactor.from_settings(settings)
+        if settings.sample_rate < 1.0:
+            from ._sampling import Sampler, register
+
+            made = Sampler.from_settings(settings)
+            sampler = register(made) if made is not None else None
+        if self.before_send is None and redactor is None and sampler is None:
             return None
-        return EventProcessor(self.stats, before_send=self.before_send)
+        return EventProcessor(
+            self.stats, before_send=self.before_send, redactor=redactor, sampler=sampler
+        )
 
     def check_deliverable(self) -> None:
         """Raise the configuration error that disabled tracking, if one did.

@@ -48,7 +48,7 @@ class Redacting(Protocol):
 class Sampling(Protocol):
     """What the processor needs of a sampler (``agentsight_async._sampling.Sampler``)."""
 
-    def keep(self, conversation_id: str) -> bool: ...
+    def keep_event(self, conversation_id: str, kind: str, data: dict[str, Any]) -> bool: ...
 
 
 class EventProcessor:
@@ -75,7 +75,7 @@ class EventProcessor:
 
     def _one(self, ev: Event) -> str | None:
         sampler = self.sampler
-        if sampler is not None and not sampler.keep(ev.conversation_id):
+        if sampler is not None and not sampler.keep_event(ev.conversation_id, ev.kind, ev.data):
             return "sampled"
         redactor = self.redactor
         if redactor is not None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import weakref
 from collections import OrderedDict
 from typing import Any, Final
 
@@ -134,3 +135,23 @@ class Sampler:
     def rescued(self, conversation_id: str) -> bool:
         """True when *conversation_id* was rescued by an error or :meth:`mark`."""
         return conversation_id in self._rescued
+
+
+#: The samplers of this process's trackers (a tracker's pipeline registers its own).
+_live: weakref.WeakSet[Sampler] = weakref.WeakSet()
+
+
+def register(sampler: Sampler) -> Sampler:
+    """Let :func:`negative_feedback` reach *sampler*; returns it."""
+    _live.add(sampler)
+    return sampler
+
+
+def negative_feedback(conversation_id: str) -> None:
+    """Negative feedback on *conversation_id*: every tracker keeps it from now on.
+
+    The SDK's feedback call (``ConversationManager.submit_feedback`` with
+    ``sentiment="negative"``) calls this; it matters only with ``keep_errors``.
+    """
+    for sampler in list(_live):
+        sampler.mark(conversation_id)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import threading
 from typing import Any
 
 import orjson
@@ -41,14 +42,18 @@ class SqliteExporter(Exporter):
         super().__init__(*args, **kwargs)
         self._path = sqlite_path(self.settings.api_endpoint)
         self._store: Store | None = None
+        self._open_lock = threading.Lock()
         self._otel = otel_template(secrets.token_hex(16))
 
     def _open(self) -> Store:
-        if self._store is None:
-            parent = os.path.dirname(os.path.abspath(self._path))
-            os.makedirs(parent, exist_ok=True)
-            self._store = Store(self._path)
-        return self._store
+        # Exports run in worker threads, several at once: one of them creates the file
+        # (two creating it together would race on its schema: "database is locked").
+        with self._open_lock:
+            if self._store is None:
+                parent = os.path.dirname(os.path.abspath(self._path))
+                os.makedirs(parent, exist_ok=True)
+                self._store = Store(self._path)
+            return self._store
 
     async def export(self, batch: Batch, deadline: float) -> list[list[Outcome]]:
         """Store every conversation of *batch* (in a worker thread); never raises."""

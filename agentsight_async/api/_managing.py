@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._sampling import negative_feedback
 from . import _params as p
 from ._core import AsyncApiClient
 
@@ -68,7 +69,11 @@ class AsyncConversationManager(AsyncApiClient):
         """
         ref = p.reference(conversation_id)
         body = p.feedback_body(ref, sentiment, comment, metadata)
-        return await self._write("POST", ROUTE_FEEDBACK, body)
+        answer = await self._write("POST", ROUTE_FEEDBACK, body)
+        if body.get("sentiment") == "negative" and isinstance(conversation_id, str):
+            # sampling with keep_errors keeps a conversation that got negative feedback
+            negative_feedback(conversation_id)
+        return answer
 
     async def rename_conversation(self, conversation_id: int | str, name: str) -> dict[str, Any]:
         """Rename a conversation (``PATCH /api/conversations/{pk}/rename/``).

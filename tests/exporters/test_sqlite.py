@@ -110,3 +110,16 @@ def test_send_tracked_data_over_ingest_reports_the_conversation_pk(tmp_path: Pat
     assert pk is not None
     assert [item["response"]["id"] for item in result["items"]] == [pk, pk]
     assert all(item["response"]["conversation_id"] == "pk-1" for item in result["items"])
+
+
+async def test_many_conversations_at_once_into_a_new_file(tmp_path: Path) -> None:
+    """Several export threads open the new file together: one creates it, none fails."""
+    db = tmp_path / "fresh.db"
+    async with AsyncConversationTracker(
+        api_endpoint=f"sqlite:///{db}", batch_size=5, max_concurrency=8
+    ) as tracker:
+        for i in range(200):
+            await tracker.track_human_message(f"m{i}", conversation_id=f"c{i % 40}")
+        result = await tracker.flush(timeout=30)
+    assert result
+    assert result.dropped == {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -31,40 +32,45 @@ PII = {
 
 
 async def _record_mixed(path: Path, conversations: int) -> None:
-    text = " ".join(f"{k} {v}." for k, v in PII.items())
     async with AsyncConversationTracker(api_endpoint=f"sqlite:///{path}") as t:
-        for c in range(conversations):
-            cid = f"conv-{c}"
-            await t.get_or_create_conversation(
-                cid,
-                name=f"chat with {PII['email']}",
-                metadata={"who": PII["phone"]},
-                customer_ip_address="10.1.2.3",
-                environment="production",
-            )
-            await t.track_human_message(f"q{c}: {text}", conversation_id=cid)
-            await t.track_agent_message(f"a{c}: noted", conversation_id=cid, metadata={"n": c})
-            await t.track_action(
-                "charge",
-                conversation_id=cid,
-                tools_used={"card": PII["card"], "n": [1, 2]},
-                response=f"ok {PII['iban']}",
-                error_msg=f"retry {PII['secret']}",
-                duration_ms=12.5,
-            )
-            await t.track_button("click", f"send to {PII['email']}", "yes", conversation_id=cid)
-            await t.track_token_usage(prompt_tokens=10, completion_tokens=5, conversation_id=cid)
-            files = [
-                {
-                    "filename": f"{PII['email']}.txt",
-                    "mime_type": "text/plain",
-                    "data": base64.b64encode(b"hello").decode(),
-                }
-            ]
-            await t.track_attachments(files, conversation_id=cid)
-            await t.track_human_message(f"q{c} with a file", conversation_id=cid, attachments=files)
+        await track_mixed(t, conversations)
         result = await t.flush(60)
         assert result, result
+
+
+async def track_mixed(t: AsyncConversationTracker, conversations: int) -> None:
+    """Every event kind, with the :data:`PII` in every scanned field (8 events each)."""
+    text = " ".join(f"{k} {v}." for k, v in PII.items())
+    for c in range(conversations):
+        cid = f"conv-{c}"
+        await t.get_or_create_conversation(
+            cid,
+            name=f"chat with {PII['email']}",
+            metadata={"who": PII["phone"]},
+            customer_ip_address="10.1.2.3",
+            environment="production",
+        )
+        await t.track_human_message(f"q{c}: {text}", conversation_id=cid)
+        await t.track_agent_message(f"a{c}: noted", conversation_id=cid, metadata={"n": c})
+        await t.track_action(
+            "charge",
+            conversation_id=cid,
+            tools_used={"card": PII["card"], "n": [1, 2]},
+            response=f"ok {PII['iban']}",
+            error_msg=f"retry {PII['secret']}",
+            duration_ms=12.5,
+        )
+        await t.track_button("click", f"send to {PII['email']}", "yes", conversation_id=cid)
+        await t.track_token_usage(prompt_tokens=10, completion_tokens=5, conversation_id=cid)
+        files = [
+            {
+                "filename": f"{PII['email']}.txt",
+                "mime_type": "text/plain",
+                "data": base64.b64encode(b"hello").decode(),
+            }
+        ]
+        await t.track_attachments(files, conversation_id=cid)
+        await t.track_human_message(f"q{c} with a file", conversation_id=cid, attachments=files)
 
 
 def _created(path: Path) -> None:
@@ -100,3 +106,24 @@ def record_messages(path: Path, events: int, conversations: int = 100) -> Path:
     _created(path)
     asyncio.run(_record_messages(path, events, conversations))
     return path
+
+
+TABLES = ("conversations", "messages", "actions", "buttons", "attachments", "token_usage")
+
+
+def rows(db_path: str | Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(db_path) as db:
+        return db.execute(sql, args).fetchall()
+
+
+def counts(db_path: str | Path) -> dict[str, int]:
+    return {t: rows(db_path, f"SELECT count(*) FROM {t}")[0][0] for t in TABLES}
+
+
+def dump(db_path: str | Path) -> str:
+    """Everything a database holds, attachment bytes included, as one text."""
+    with sqlite3.connect(db_path) as db:
+        text = "\n".join(db.iterdump())
+    return text + "".join(
+        bytes(b).decode("latin-1") for (b,) in rows(db_path, "SELECT data FROM attachment_files")
+    )

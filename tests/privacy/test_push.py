@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from privacy_support import FULL, PII, record_messages, record_mixed
+from privacy_support import FULL, PII, counts, dump, record_messages, record_mixed, rows
 
 import agentsight_async
 from agentsight_async import PushResult, push
@@ -27,17 +27,6 @@ from agentsight_async._push import default_state_path, parse_since, summary
 from agentsight_async._recording import RecordingError, open_source
 from agentsight_async._spool import Spool
 from agentsight_async._stats import Stats
-
-TABLES = ("conversations", "messages", "actions", "buttons", "attachments", "token_usage")
-
-
-def rows(db_path: str | Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(db_path) as db:
-        return db.execute(sql, args).fetchall()
-
-
-def counts(db_path: str | Path) -> dict[str, int]:
-    return {t: rows(db_path, f"SELECT count(*) FROM {t}")[0][0] for t in TABLES}
 
 
 def transcript(db_path: str | Path) -> dict[str, list[tuple[str, str]]]:
@@ -50,14 +39,6 @@ def transcript(db_path: str | Path) -> dict[str, list[tuple[str, str]]]:
     ):
         out.setdefault(cid, []).append((sender, content))
     return out
-
-
-def dump(db_path: str | Path) -> str:
-    with sqlite3.connect(db_path) as db:
-        text = "\n".join(db.iterdump())
-    return text + "".join(
-        bytes(b).decode("latin-1") for (b,) in rows(db_path, "SELECT data FROM attachment_files")
-    )
 
 
 def go(recording: Path, collector: Any, **kwargs: Any) -> PushResult:
