@@ -21,7 +21,7 @@ import functools
 from typing import Any
 
 from . import _capture
-from ._calls import ModelCall, Reader, count, field, patch_all, raw_marker, watch, watch_async
+from ._calls import ModelCall, Reader, count, field, patch_all, start_call, watch, watch_async
 from ._patching import Patches
 
 PROVIDER = "anthropic"
@@ -91,13 +91,7 @@ class Endpoint:
         self.streams = streams
 
     def begin(self, kwargs: dict[str, Any]) -> tuple[ModelCall | None, dict[str, Any], bool]:
-        if raw_marker(kwargs) == "stream":
-            return None, kwargs, False  # with_streaming_response: the unread body is the caller's
-        where = _capture.route()
-        if where is None:
-            return None, kwargs, False
-        streamed = bool(kwargs.get("stream"))
-        return ModelCall(where, PROVIDER, "chat", kwargs.get("model"), streamed), kwargs, False
+        return start_call(kwargs, PROVIDER, "chat"), kwargs, False
 
     def end(self, call: ModelCall, body: Any, hide: bool) -> None:
         sync_stream, async_stream = self.streams

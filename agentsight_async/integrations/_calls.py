@@ -19,6 +19,7 @@ when it does not, streams are left alone and report no usage (one warning).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import threading
@@ -162,18 +163,10 @@ def watch(stream: Any, call: ModelCall, read: Reader) -> None:
     source: Iterator[Any] = getattr(stream, ITERATOR)
 
     def items() -> Iterator[Any]:
-        try:
+        with _finishing(call, on_close=call.finish_elsewhere):
             for item in source:
-                if _safe_read(read, item, call):
-                    continue
-                yield item
-        except GeneratorExit:
-            call.finish_elsewhere()
-            raise
-        except BaseException as exc:
-            call.finish(exc)
-            raise
-        call.finish()
+                if not _safe_read(read, item, call):
+                    yield item
 
     setattr(stream, ITERATOR, items())
     _finish_on_close(stream, call)
@@ -184,21 +177,28 @@ def watch_async(stream: Any, call: ModelCall, read: Reader) -> None:
     source: AsyncIterator[Any] = getattr(stream, ITERATOR)
 
     async def items() -> AsyncIterator[Any]:
-        try:
+        # an async stream is finalised by the event loop, not inside a lock: finish there
+        with _finishing(call, on_close=call.finish):
             async for item in source:
-                if _safe_read(read, item, call):
-                    continue
-                yield item
-        except GeneratorExit:
-            call.finish()  # finalised by the event loop, not inside a lock
-            raise
-        except BaseException as exc:
-            call.finish(exc)
-            raise
-        call.finish()
+                if not _safe_read(read, item, call):
+                    yield item
 
     setattr(stream, ITERATOR, items())
     _finish_on_close(stream, call)
+
+
+@contextlib.contextmanager
+def _finishing(call: ModelCall, *, on_close: Callable[[], None]) -> Iterator[None]:
+    """Record *call* when the stream it reads ends: read through, failed, or closed early."""
+    try:
+        yield
+    except GeneratorExit:  # the caller stopped reading
+        on_close()
+        raise
+    except BaseException as exc:
+        call.finish(exc)
+        raise
+    call.finish()
 
 
 def _safe_read(read: Reader, item: Any, call: ModelCall) -> bool:
@@ -258,6 +258,21 @@ class Endpoint(Protocol):
         ...
 
 
+def start_call(kwargs: dict[str, Any], provider: str, operation: str) -> ModelCall | None:
+    """A model call about to be made with *kwargs*, or None when it is not to be recorded.
+
+    Not recorded: a ``with_streaming_response`` call (its unread body is the
+    caller's), or no tracker with a conversation where the call is made.
+    """
+    if raw_marker(kwargs) == "stream":
+        return None
+    where = _capture.route()
+    if where is None:
+        return None
+    streamed = bool(kwargs.get("stream"))
+    return ModelCall(where, provider, operation, kwargs.get("model"), streamed)
+
+
 def raw_marker(kwargs: dict[str, Any]) -> Any:
     """The raw-response wrapper that made this call, if any ("true", "raw", "stream")."""
     headers = kwargs.get("extra_headers")
@@ -270,16 +285,23 @@ def _body(result: Any, kwargs: dict[str, Any]) -> Any:
     return result
 
 
+def _begin(
+    endpoint: Endpoint, kwargs: dict[str, Any]
+) -> tuple[ModelCall | None, dict[str, Any], bool]:
+    """``endpoint.begin``, or no recording when the capture code itself fails."""
+    try:
+        return endpoint.begin(kwargs)
+    except Exception as exc:
+        _capture.failed(endpoint.provider, exc)
+        return None, kwargs, False
+
+
 def wrap_sync(original: Callable[..., Any], endpoint: Endpoint) -> Any:
     """A patched sync method: the same result, exception and items as *original*."""
 
     @functools.wraps(original)
     def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            call, call_kwargs, hide = endpoint.begin(kwargs)
-        except Exception as exc:
-            _capture.failed(endpoint.provider, exc)
-            call = None
+        call, call_kwargs, hide = _begin(endpoint, kwargs)
         if call is None:
             return original(self, *args, **kwargs)
         try:
@@ -301,11 +323,7 @@ def wrap_async(original: Callable[..., Any], endpoint: Endpoint) -> Any:
 
     @functools.wraps(original)
     async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            call, call_kwargs, hide = endpoint.begin(kwargs)
-        except Exception as exc:
-            _capture.failed(endpoint.provider, exc)
-            call = None
+        call, call_kwargs, hide = _begin(endpoint, kwargs)
         if call is None:
             return await original(self, *args, **kwargs)
         try:

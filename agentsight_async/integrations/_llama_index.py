@@ -177,22 +177,9 @@ def _record_tool(
 def _wrap_call(original: Any) -> Any:
     @functools.wraps(original)
     def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        where = _capture.route()
-        if where is None:
-            return original(self, *args, **kwargs)
-        started = time.time_ns()
-        try:
-            output = original(self, *args, **kwargs)
-        except BaseException as exc:
-            _capture.safely(
-                "llama_index",
-                functools.partial(_record_tool, where, self, started, args, kwargs, None, exc),
-            )
-            raise
-        _capture.safely(
-            "llama_index", lambda: _record_tool(where, self, started, args, kwargs, output, None)
-        )
-        return output
+        with _ToolRun(self, args, kwargs) as run:
+            run.output = original(self, *args, **kwargs)
+        return run.output
 
     return call
 
@@ -200,24 +187,47 @@ def _wrap_call(original: Any) -> Any:
 def _wrap_acall(original: Any) -> Any:
     @functools.wraps(original)
     async def acall(self: Any, *args: Any, **kwargs: Any) -> Any:
-        where = _capture.route()
-        if where is None:
-            return await original(self, *args, **kwargs)
-        started = time.time_ns()
-        try:
-            output = await original(self, *args, **kwargs)
-        except BaseException as exc:
-            _capture.safely(
-                "llama_index",
-                functools.partial(_record_tool, where, self, started, args, kwargs, None, exc),
-            )
-            raise
-        _capture.safely(
-            "llama_index", lambda: _record_tool(where, self, started, args, kwargs, output, None)
-        )
-        return output
+        with _ToolRun(self, args, kwargs) as run:
+            run.output = await original(self, *args, **kwargs)
+        return run.output
 
     return acall
+
+
+class _ToolRun:
+    """Times one tool call and records it on the way out; the call's own outcome is untouched.
+
+    Not recorded when no tracker has a conversation here.  An exception of the
+    tool is recorded and goes on unchanged (``__exit__`` never swallows it).
+    """
+
+    __slots__ = ("args", "kwargs", "output", "started", "tool", "where")
+
+    def __init__(self, tool: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.tool, self.args, self.kwargs = tool, args, kwargs
+        self.output: Any = None
+        self.where = _capture.route()
+        self.started = time.time_ns()
+
+    def __enter__(self) -> _ToolRun:
+        return self
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        where = self.where
+        if where is not None:
+            _capture.safely(
+                "llama_index",
+                functools.partial(
+                    _record_tool,
+                    where,
+                    self.tool,
+                    self.started,
+                    self.args,
+                    self.kwargs,
+                    None if exc is not None else self.output,
+                    exc,
+                ),
+            )
 
 
 def install() -> None:

@@ -31,7 +31,7 @@ from ._calls import (
     field,
     hookable,
     patch_all,
-    raw_marker,
+    start_call,
     watch,
     watch_async,
 )
@@ -130,15 +130,11 @@ class Surface:
 
     def begin(self, kwargs: dict[str, Any]) -> tuple[ModelCall | None, dict[str, Any], bool]:
         """Route the call, and ask for stream usage if the caller did not say."""
-        if raw_marker(kwargs) == "stream":
-            return None, kwargs, False  # with_streaming_response: the unread body is the caller's
-        where = _capture.route()
-        if where is None:
+        call = start_call(kwargs, PROVIDER, self.operation)
+        if call is None:
             return None, kwargs, False
-        streamed = bool(kwargs.get("stream"))
-        call = ModelCall(where, PROVIDER, self.operation, kwargs.get("model"), streamed)
         hide = False
-        if streamed and self.asks_for_usage:
+        if call.streamed and self.asks_for_usage:
             options = kwargs.get("stream_options")
             options = options if isinstance(options, dict) else {}
             if "include_usage" not in options:
