@@ -31,7 +31,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Final
 
 import httpx
@@ -114,6 +114,14 @@ def resource_attributes(settings: Settings, instance_id: str) -> Attributes:
     return list(attrs.items())
 
 
+def secret_fragments(values: Iterable[str]) -> list[str]:
+    """What to hide of header values: each value, and each of its words of 8+ characters
+    (a server may echo the token of ``Bearer <token>`` alone), longest first."""
+    given = [v for v in values if v]
+    found = set(given) | {word for v in given for word in v.split() if len(word) >= 8}
+    return sorted(found, key=len, reverse=True)
+
+
 class OtlpExporter(Exporter):
     """Delivers batches as OTLP/HTTP traces and logs (``AGENTSIGHT_PROTOCOL=otlp``).
 
@@ -144,7 +152,7 @@ class OtlpExporter(Exporter):
         self._client = ClientHolder(client_settings, transport)
         self._sleep = sleep
         self._clock = clock
-        self._secrets = [v for v in settings.otlp_header_pairs.values() if v]
+        self._secrets = secret_fragments(settings.otlp_header_pairs.values())
         json_body = settings.otlp_encoding == "json"
         self.content_type = JSON if json_body else PROTOBUF
         self._encoders: dict[str, Callable[[Scope, Sequence[Block]], bytes]] = (
