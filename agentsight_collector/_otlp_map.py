@@ -401,24 +401,29 @@ class _Translator:
             else:
                 purpose = "attachments" if len(with_files) == 1 else f"attachments:{i}"
                 sid, at = derived_span_id(sp.span_id, purpose), m.at_ns + LINKED_OFFSET_NS
-            conv.spans.append(self._attachment(conv, sp, m, sid, at, metadata))
+            stored = [
+                p for p in m.files if p.get("type") == "blob" and isinstance(p.get("content"), str)
+            ]
+            referenced = [p for p in m.files if p not in stored]
+            if stored:
+                conv.spans.append(self._attachment(conv, sp, m, stored, sid, at, metadata))
+            if referenced:  # files known by id or URI only: described, no bytes
+                ref_id = derived_span_id(sid, "references") if stored else sid
+                conv.spans.append(self._attachment(conv, sp, m, referenced, ref_id, at, metadata))
 
     def _attachment(
         self,
         conv: _Conversation,
         sp: OtelSpan,
         m: _Message,
+        files: list[dict[str, Any]],
         sid: str,
         at_ns: int,
         metadata: str | None,
     ) -> dict[str, Any]:
-        """An ``attachment`` span; files with bytes are uploaded first (``mode=base64``)."""
-        descriptors = [_file_descriptor(i, part) for i, part in enumerate(m.files)]
-        blobs = [
-            {"filename": d["filename"], "mime_type": part.get("mime_type"), "data": part["content"]}
-            for d, part in zip(descriptors, m.files, strict=True)
-            if part.get("type") == "blob" and isinstance(part.get("content"), str)
-        ]
+        """An ``attachment`` span for *files*; ``blob`` parts with bytes are uploaded first
+        (the span says ``mode=base64`` and claims the upload), others only described."""
+        descriptors = [_file_descriptor(i, part) for i, part in enumerate(files)]
         attrs: dict[str, Any] = {
             "agentsight.attachment.sender": m.sender,
             "agentsight.attachment.count": len(descriptors),
@@ -426,8 +431,16 @@ class _Translator:
         }
         if metadata:
             attrs["agentsight.metadata"] = metadata
-        if blobs and len(blobs) == len(descriptors):
+        if all(isinstance(part.get("content"), str) for part in files):
             attrs["agentsight.attachment.mode"] = "base64"
+            blobs = [
+                {
+                    "filename": d["filename"],
+                    "mime_type": part.get("mime_type"),
+                    "data": part["content"],
+                }
+                for d, part in zip(descriptors, files, strict=True)
+            ]
             body = {
                 "conversation_id": conv.conversation_id,
                 "timestamp": iso_utc(at_ns),
