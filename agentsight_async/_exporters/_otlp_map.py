@@ -318,11 +318,10 @@ class ConversationMapper:
             attrs.append(("agentsight.attachment.count", len(files)))
         if not self.capture:
             return attrs
-        parts: list[dict[str, Any]] = []
         content = data.get("content")
-        if content is not None:
-            parts.append({"type": "text", "content": content})
-        parts += file_parts(list(files))
+        parts = [] if content is None else [{"type": "text", "content": content}]
+        if files:
+            parts += file_parts(list(files))
         message: dict[str, Any] = {"role": role, "parts": parts}
         if role == "assistant":
             message["finish_reason"] = "stop"
