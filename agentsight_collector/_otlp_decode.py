@@ -19,14 +19,16 @@ import base64
 import binascii
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+_M = TypeVar("_M", ExportTraceServiceRequest, ExportLogsServiceRequest)
 
 
 class DecodeFailure(ValueError):
@@ -99,72 +101,65 @@ def _hex(raw: bytes) -> str | None:
     return raw.hex() if raw and any(raw) else None
 
 
-def _parse(message: Any, body: bytes) -> None:
+def _parsed(message: _M, body: bytes) -> _M:
     try:
         message.ParseFromString(body)
     except DecodeError as exc:
         raise DecodeFailure(f"not an OTLP protobuf request: {exc}") from None
+    return message
+
+
+def _pb_records(
+    resource_groups: Iterable[Any], group: str, field: str
+) -> Iterator[tuple[dict[str, Any], dict[str, str], Any]]:
+    """(resource attributes, scope, record) for every record of a parsed protobuf request."""
+    for entry in resource_groups:
+        resource = _pb_attributes(entry.resource.attributes)
+        for scoped in getattr(entry, group):
+            scope = {"name": scoped.scope.name, "version": scoped.scope.version}
+            for record in getattr(scoped, field):
+                yield resource, scope, record
 
 
 def spans_from_protobuf(body: bytes) -> list[OtelSpan]:
-    """The spans of an ``ExportTraceServiceRequest``.
-
-    Raises:
-        DecodeFailure: the body does not parse.
-    """
-    request = ExportTraceServiceRequest()
-    _parse(request, body)
-    out: list[OtelSpan] = []
-    for rs in request.resource_spans:
-        resource = _pb_attributes(rs.resource.attributes)
-        for ss in rs.scope_spans:
-            scope = {"name": ss.scope.name, "version": ss.scope.version}
-            for sp in ss.spans:
-                out.append(
-                    OtelSpan(
-                        trace_id=sp.trace_id.hex(),
-                        span_id=sp.span_id.hex(),
-                        parent_span_id=_hex(sp.parent_span_id),
-                        name=sp.name,
-                        kind=int(sp.kind),
-                        start_ns=sp.start_time_unix_nano,
-                        end_ns=sp.end_time_unix_nano,
-                        attributes=_pb_attributes(sp.attributes),
-                        status_code=int(sp.status.code),
-                        status_message=sp.status.message,
-                        resource=resource,
-                        scope=scope,
-                    )
-                )
-    return out
+    """The spans of an ``ExportTraceServiceRequest`` (:class:`DecodeFailure`: it does not parse)."""
+    request = _parsed(ExportTraceServiceRequest(), body)
+    return [
+        OtelSpan(
+            trace_id=sp.trace_id.hex(),
+            span_id=sp.span_id.hex(),
+            parent_span_id=_hex(sp.parent_span_id),
+            name=sp.name,
+            kind=int(sp.kind),
+            start_ns=sp.start_time_unix_nano,
+            end_ns=sp.end_time_unix_nano,
+            attributes=_pb_attributes(sp.attributes),
+            status_code=int(sp.status.code),
+            status_message=sp.status.message,
+            resource=resource,
+            scope=scope,
+        )
+        for resource, scope, sp in _pb_records(request.resource_spans, "scope_spans", "spans")
+    ]
 
 
 def logs_from_protobuf(body: bytes) -> list[OtelLog]:
-    """The log records of an ``ExportLogsServiceRequest``.
-
-    Raises:
-        DecodeFailure: the body does not parse.
-    """
-    request = ExportLogsServiceRequest()
-    _parse(request, body)
-    out: list[OtelLog] = []
-    for rl in request.resource_logs:
-        resource = _pb_attributes(rl.resource.attributes)
-        for sl in rl.scope_logs:
-            for rec in sl.log_records:
-                out.append(
-                    OtelLog(
-                        time_ns=rec.time_unix_nano or rec.observed_time_unix_nano,
-                        event_name=rec.event_name,
-                        severity=int(rec.severity_number),
-                        trace_id=_hex(rec.trace_id),
-                        span_id=_hex(rec.span_id),
-                        attributes=_pb_attributes(rec.attributes),
-                        body=_pb_value(rec.body) if rec.HasField("body") else None,
-                        resource=resource,
-                    )
-                )
-    return out
+    """Log records of an ``ExportLogsServiceRequest``; a body that does not parse raises
+    :class:`DecodeFailure`."""
+    request = _parsed(ExportLogsServiceRequest(), body)
+    return [
+        OtelLog(
+            time_ns=rec.time_unix_nano or rec.observed_time_unix_nano,
+            event_name=rec.event_name,
+            severity=int(rec.severity_number),
+            trace_id=_hex(rec.trace_id),
+            span_id=_hex(rec.span_id),
+            attributes=_pb_attributes(rec.attributes),
+            body=_pb_value(rec.body) if rec.HasField("body") else None,
+            resource=resource,
+        )
+        for resource, _, rec in _pb_records(request.resource_logs, "scope_logs", "log_records")
+    ]
 
 
 # --- JSON -----------------------------------------------------------------------------------
@@ -258,10 +253,26 @@ def _json_object(body: bytes) -> Mapping[str, Any]:
     return parsed
 
 
+#: The three nested lists of an OTLP/JSON request, per signal (lowerCamelCase, snake_case).
+_JSON_PATHS: dict[str, tuple[tuple[str, str], ...]] = {
+    "traces": (
+        ("resourceSpans", "resource_spans"),
+        ("scopeSpans", "scope_spans"),
+        ("spans", "spans"),
+    ),
+    "logs": (
+        ("resourceLogs", "resource_logs"),
+        ("scopeLogs", "scope_logs"),
+        ("logRecords", "log_records"),
+    ),
+}
+
+
 def _json_records(
-    body: bytes, outer: tuple[str, str], inner: tuple[str, str], items: tuple[str, str]
-) -> Iterable[tuple[dict[str, Any], Mapping[str, Any], Mapping[str, Any]]]:
+    body: bytes, signal: str
+) -> Iterator[tuple[dict[str, Any], Mapping[str, Any], Mapping[str, Any]]]:
     """(resource attributes, scope, record) for every record of an OTLP/JSON request."""
+    outer, inner, items = _JSON_PATHS[signal]
     for res in _list(_json_object(body), *outer):
         if not isinstance(res, Mapping):
             raise DecodeFailure(f"{outer[0]} entries must be objects")
@@ -276,41 +287,50 @@ def _json_records(
                 yield resource, scope, record
 
 
+def _json_span(
+    resource: dict[str, Any], scope: Mapping[str, Any], sp: Mapping[str, Any]
+) -> OtelSpan:
+    status = _get(sp, "status") or {}
+    return OtelSpan(
+        trace_id=_json_id(_get(sp, "traceId", "trace_id"), 16, "traceId") or "0" * 32,
+        span_id=_json_id(_get(sp, "spanId", "span_id"), 8, "spanId") or "0" * 16,
+        parent_span_id=_json_id(_get(sp, "parentSpanId", "parent_span_id"), 8, "parent"),
+        name=str(_get(sp, "name") or ""),
+        kind=_int(_get(sp, "kind"), "kind"),
+        start_ns=_int(_get(sp, "startTimeUnixNano", "start_time_unix_nano"), "start"),
+        end_ns=_int(_get(sp, "endTimeUnixNano", "end_time_unix_nano"), "end"),
+        attributes=_json_attributes(_list(sp, "attributes", "attributes")),
+        status_code=_int(_get(status, "code"), "status.code"),
+        status_message=str(_get(status, "message") or ""),
+        resource=resource,
+        scope={"name": str(scope.get("name") or ""), "version": str(scope.get("version") or "")},
+    )
+
+
+def _json_log(
+    resource: dict[str, Any], _scope: Mapping[str, Any], rec: Mapping[str, Any]
+) -> OtelLog:
+    time_ns = _int(_get(rec, "timeUnixNano", "time_unix_nano"), "timeUnixNano")
+    observed = _int(_get(rec, "observedTimeUnixNano", "observed_time_unix_nano"), "observed")
+    return OtelLog(
+        time_ns=time_ns or observed,
+        event_name=str(_get(rec, "eventName", "event_name") or ""),
+        severity=_int(_get(rec, "severityNumber", "severity_number"), "severityNumber"),
+        trace_id=_json_id(_get(rec, "traceId", "trace_id"), 16, "traceId"),
+        span_id=_json_id(_get(rec, "spanId", "span_id"), 8, "spanId"),
+        attributes=_json_attributes(_list(rec, "attributes", "attributes")),
+        body=_json_value(_get(rec, "body")),
+        resource=resource,
+    )
+
+
 def spans_from_json(body: bytes) -> list[OtelSpan]:
     """The spans of an OTLP/JSON ``ExportTraceServiceRequest``.
 
     Raises:
         DecodeFailure: the body is not such a request.
     """
-    out: list[OtelSpan] = []
-    records = _json_records(
-        body,
-        ("resourceSpans", "resource_spans"),
-        ("scopeSpans", "scope_spans"),
-        ("spans", "spans"),
-    )
-    for resource, scope, sp in records:
-        status = _get(sp, "status") or {}
-        out.append(
-            OtelSpan(
-                trace_id=_json_id(_get(sp, "traceId", "trace_id"), 16, "traceId") or "0" * 32,
-                span_id=_json_id(_get(sp, "spanId", "span_id"), 8, "spanId") or "0" * 16,
-                parent_span_id=_json_id(_get(sp, "parentSpanId", "parent_span_id"), 8, "parent"),
-                name=str(_get(sp, "name") or ""),
-                kind=_int(_get(sp, "kind"), "kind"),
-                start_ns=_int(_get(sp, "startTimeUnixNano", "start_time_unix_nano"), "start"),
-                end_ns=_int(_get(sp, "endTimeUnixNano", "end_time_unix_nano"), "end"),
-                attributes=_json_attributes(_list(sp, "attributes", "attributes")),
-                status_code=_int(_get(status, "code"), "status.code"),
-                status_message=str(_get(status, "message") or ""),
-                resource=resource,
-                scope={
-                    "name": str(scope.get("name") or ""),
-                    "version": str(scope.get("version") or ""),
-                },
-            )
-        )
-    return out
+    return [_json_span(*found) for found in _json_records(body, "traces")]
 
 
 def logs_from_json(body: bytes) -> list[OtelLog]:
@@ -319,29 +339,7 @@ def logs_from_json(body: bytes) -> list[OtelLog]:
     Raises:
         DecodeFailure: the body is not such a request.
     """
-    out: list[OtelLog] = []
-    records = _json_records(
-        body,
-        ("resourceLogs", "resource_logs"),
-        ("scopeLogs", "scope_logs"),
-        ("logRecords", "log_records"),
-    )
-    for resource, _scope, rec in records:
-        time_ns = _int(_get(rec, "timeUnixNano", "time_unix_nano"), "timeUnixNano")
-        observed = _int(_get(rec, "observedTimeUnixNano", "observed_time_unix_nano"), "observed")
-        out.append(
-            OtelLog(
-                time_ns=time_ns or observed,
-                event_name=str(_get(rec, "eventName", "event_name") or ""),
-                severity=_int(_get(rec, "severityNumber", "severity_number"), "severityNumber"),
-                trace_id=_json_id(_get(rec, "traceId", "trace_id"), 16, "traceId"),
-                span_id=_json_id(_get(rec, "spanId", "span_id"), 8, "spanId"),
-                attributes=_json_attributes(_list(rec, "attributes", "attributes")),
-                body=_json_value(_get(rec, "body")),
-                resource=resource,
-            )
-        )
-    return out
+    return [_json_log(*found) for found in _json_records(body, "logs")]
 
 
 #: (signal, encoding) -> decoder.

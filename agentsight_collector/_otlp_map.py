@@ -134,14 +134,14 @@ def _text_of(value: Any) -> str | None:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-def _int(value: Any) -> int:
+def _count(value: Any) -> int:
+    """A token count from an attribute (a number, or digits as text); anything else is 0."""
     if isinstance(value, bool):
         return 0
-    if isinstance(value, (int, float)):
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return 0
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError, OverflowError):
+        return 0
 
 
 def conversation_of(attrs: Mapping[str, Any]) -> str | None:
@@ -230,6 +230,16 @@ def _messages(value: Any, at_ns: int, *, trailing_user: bool) -> list[_Message]:
         if text is not None or files:
             out.append(_Message(sender, text, files, at_ns))
     return out
+
+
+def _turn_messages(sp: OtelSpan) -> list[_Message]:
+    """A turn's new messages: the trailing user input at its start, the replies at its end."""
+    attrs = sp.attributes
+    replies = _messages(attrs.get("gen_ai.output.messages"), sp.end_ns, trailing_user=False)
+    return [
+        *_messages(attrs.get("gen_ai.input.messages"), sp.start_ns, trailing_user=True),
+        *(m for m in replies if m.sender == "agent"),
+    ]
 
 
 def _file_descriptor(i: int, part: Mapping[str, Any]) -> dict[str, Any]:
@@ -322,17 +332,7 @@ class _Translator:
         attrs = sp.attributes
         op = attrs.get("gen_ai.operation.name")
         if op in TURN_OPERATIONS:
-            messages = _messages(
-                attrs.get("gen_ai.input.messages"), sp.start_ns, trailing_user=True
-            )
-            messages += [
-                m
-                for m in _messages(
-                    attrs.get("gen_ai.output.messages"), sp.end_ns, trailing_user=False
-                )
-                if m.sender == "agent"
-            ]
-            self._messages(conv, sp, messages, turn_id=sp.span_id, always=True)
+            self._messages(conv, sp, _turn_messages(sp), turn_id=sp.span_id, always=True)
         elif attrs.get("agentsight.message.sender") is not None:
             messages = [
                 *_messages(attrs.get("gen_ai.input.messages"), sp.start_ns, trailing_user=False),
@@ -347,18 +347,8 @@ class _Translator:
         elif op in INFERENCE_OPERATIONS:
             conv.spans.append(self._llm(sp))
             if sp.parent_span_id is None:  # a model called with no agent span around it
-                messages = _messages(
-                    attrs.get("gen_ai.input.messages"), sp.start_ns, trailing_user=True
-                )
-                messages += [
-                    m
-                    for m in _messages(
-                        attrs.get("gen_ai.output.messages"), sp.end_ns, trailing_user=False
-                    )
-                    if m.sender == "agent"
-                ]
                 turn_id = derived_span_id(sp.span_id, "messages")
-                self._messages(conv, sp, messages, turn_id=turn_id, always=False)
+                self._messages(conv, sp, _turn_messages(sp), turn_id=turn_id, always=False)
         else:
             conv.spans.append(_ingest_span(sp, str(op or "span")))
 
@@ -473,8 +463,8 @@ class _Translator:
     @staticmethod
     def _llm(sp: OtelSpan) -> dict[str, Any]:
         attrs = dict(sp.attributes)
-        cache_read = _int(attrs.get("gen_ai.usage.cache_read.input_tokens"))
-        cache_write = _int(
+        cache_read = _count(attrs.get("gen_ai.usage.cache_read.input_tokens"))
+        cache_write = _count(
             attrs.get("gen_ai.usage.cache_creation.input_tokens")
             or attrs.get("gen_ai.usage.cache_write.input_tokens")
         )
@@ -482,14 +472,14 @@ class _Translator:
         output = attrs.get(
             "gen_ai.usage.output_tokens", attrs.get("gen_ai.usage.completion_tokens")
         )
-        attrs["gen_ai.usage.input_tokens"] = max(0, _int(given) - cache_read - cache_write)
-        attrs["gen_ai.usage.output_tokens"] = _int(output)
+        attrs["gen_ai.usage.input_tokens"] = max(0, _count(given) - cache_read - cache_write)
+        attrs["gen_ai.usage.output_tokens"] = _count(output)
         for key, value in (
             ("agentsight.llm.cache_read_tokens", cache_read),
             ("agentsight.llm.cache_write_tokens", cache_write),
             (
                 "agentsight.llm.embedding_tokens",
-                _int(attrs.get("agentsight.usage.embedding_tokens")),
+                _count(attrs.get("agentsight.usage.embedding_tokens")),
             ),
         ):
             if value:

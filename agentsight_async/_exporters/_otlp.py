@@ -31,19 +31,17 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
-
-import httpx
 
 from .._config import DEFAULT_ENDPOINT, DEFAULT_SERVICE_NAME, Settings, parse_otel_pairs
 from .._events import DELIVERED, Batch, Outcome
 from .._exceptions import ConversationApiException
 from .._stats import ErrorCallback, Stats
 from .._version import __version__
-from ._base import SDK_NAME, Exporter
-from ._client import ClientHolder, post_once, warn_if_insecure, wire_body
-from ._http import FailureReporter
+from ._base import SDK_NAME
+from ._client import wire_body
+from ._http import HttpExporter
 from ._ingest import SLICE_CHECK, SLICE_SECONDS
 from ._otlp_map import SIGNAL, Attributes, ConversationMapper, Turns
 from ._otlp_wire import (
@@ -57,8 +55,8 @@ from ._otlp_wire import (
     traces_json,
     traces_protobuf,
 )
-from ._redaction import install_redaction, redact
-from ._retry import REJECTED, RetryFailure, send_with_retry
+from ._redaction import redact
+from ._retry import REJECTED, RetryFailure
 
 logger = logging.getLogger("agentsight_async")
 
@@ -122,36 +120,29 @@ def secret_fragments(values: Iterable[str]) -> list[str]:
     return sorted(found, key=len, reverse=True)
 
 
-class OtlpExporter(Exporter):
+class OtlpExporter(HttpExporter):
     """Delivers batches as OTLP/HTTP traces and logs (``AGENTSIGHT_PROTOCOL=otlp``).
+
+    An :class:`HttpExporter` (client, retry clock, failure reporting) whose
+    settings are the user's with the endpoint resolved to the receiver's base
+    URL and *no API key*: this receiver is not AgentSight, and the client's
+    default headers must not carry the key to it.
 
     Args:
         settings, stats, on_error: as for every :class:`Exporter`.
-        transport: handed to httpx (tests pass ``httpx.MockTransport``).
-        sleep, clock: drive the retry policy (tests pass fakes).
+        **kwargs: ``transport``, ``sleep``, ``clock``, as for :class:`HttpExporter`.
     """
 
     name = "otlp"
+    retry_statuses = OTLP_RETRY_STATUSES
 
     def __init__(
-        self,
-        settings: Settings,
-        stats: Stats,
-        on_error: ErrorCallback | None = None,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        clock: Callable[[], float] = time.monotonic,
+        self, settings: Settings, stats: Stats, on_error: ErrorCallback | None = None, **kwargs: Any
     ) -> None:
-        super().__init__(settings, stats, on_error)
-        self.base_url = otlp_base_url(settings.api_endpoint)
-        # The client never carries the AgentSight key: this receiver is not AgentSight.
-        client_settings = settings.model_copy(
-            update={"api_key": None, "api_endpoint": self.base_url}
-        )
-        self._client = ClientHolder(client_settings, transport)
-        self._sleep = sleep
-        self._clock = clock
+        base_url = otlp_base_url(settings.api_endpoint)
+        keyless = settings.model_copy(update={"api_key": None, "api_endpoint": base_url})
+        super().__init__(keyless, stats, on_error, **kwargs)
+        self.base_url = base_url
         self._secrets = secret_fragments(settings.otlp_header_pairs.values())
         json_body = settings.otlp_encoding == "json"
         self.content_type = JSON if json_body else PROTOBUF
@@ -164,14 +155,12 @@ class OtlpExporter(Exporter):
             resource_attributes(settings, secrets.token_hex(16)), SCOPE_NAME, __version__
         )
         self.turns = Turns()
-        self.report = FailureReporter(self.name, stats, on_error)
         self._auth_logged = False
-        install_redaction()
-        warn_if_insecure(self.base_url)
 
-    def url(self, signal: str) -> str:
-        """Where *signal* (``traces`` or ``logs``) is posted."""
-        return f"{self.base_url}/v1/{signal}"
+    def url(self, route: str) -> str:
+        """Where *route* (``v1/traces`` or ``v1/logs``) is posted: OTLP paths have no
+        trailing slash."""
+        return f"{self.base_url}/{route}"
 
     def _scrub(self, text: str) -> str:
         """*text* with API keys and every OTLP header value replaced."""
@@ -239,24 +228,11 @@ class OtlpExporter(Exporter):
             "Accept": self.content_type,
             **self.settings.otlp_header_pairs,
         }
-        url = self.url(signal)
-        client = self._client.get()
-        what = f"POST /v1/{signal}"
-        result = await send_with_retry(
-            lambda: post_once(client, url, content, headers),
-            deadline=deadline,
-            settings=self.settings,
-            stats=self.stats,
-            what=what,
-            sleep=self._sleep,
-            clock=self._clock,
-            retry_statuses=OTLP_RETRY_STATUSES,
-        )
+        route = f"v1/{signal}"
+        what = f"POST /{route}"
+        result = await self.post_bytes(route, content, headers, deadline)
         if isinstance(result, RetryFailure):
-            text = self._scrub(f"{what} {result.describe()}")
-            status = result.response.status_code if result.response is not None else None
-            exc = result.exception or ConversationApiException(text, status)
-            self.report(exc, text, reason=result.reason, signal=signal)
+            text = self._scrub(self.gave_up(route, result, signal=signal))
             return Outcome(False, error=text, drop_reason=result.reason)
         ctype = result.headers.get("content-type", "")
         if 200 <= result.status_code < 300:
@@ -289,10 +265,6 @@ class OtlpExporter(Exporter):
             ConversationApiException(text, result.status_code), text, reason=REJECTED, signal=signal
         )
         return Outcome(False, error=text, drop_reason=REJECTED)
-
-    async def aclose(self) -> None:
-        """Close the client's connections."""
-        await self._client.aclose()
 
 
 __all__ = ["DEFAULT_OTLP_ENDPOINT", "OTLP_RETRY_STATUSES", "OtlpExporter", "otlp_base_url"]

@@ -64,21 +64,19 @@ from ._spans import action_window, block_fields
 AttrValue = str | bool | int | float
 Attributes = list[tuple[str, AttrValue]]
 
-# Span kinds and status codes, as the OTLP enums number them.
-SPAN_KIND_INTERNAL: Final = 1
-SPAN_KIND_CLIENT: Final = 3
-STATUS_UNSET: Final = 0
-STATUS_ERROR: Final = 2
-# Log severities.
-SEVERITY_INFO: Final = 9
-SEVERITY_ERROR: Final = 17
+#: The OTLP enums' numbers: span kinds, status codes, log severities.
+SPAN_KIND_INTERNAL, SPAN_KIND_CLIENT = 1, 3
+STATUS_UNSET, STATUS_ERROR = 0, 2
+SEVERITY_INFO, SEVERITY_ERROR = 9, 17
 
-#: The name of a span that holds one standalone message (agent replies, files).
-MESSAGE_SPAN: Final = "agentsight.message"
-#: ``event_name`` of the log records.
-BUTTON_EVENT: Final = "app.widget.click"
-CONVERSATION_EVENT: Final = "agentsight.conversation"
-EXCEPTION_EVENT: Final = "exception"
+#: The name of a span that holds one standalone message (agent replies, files), and the
+#: ``event_name`` of each log record we send.
+MESSAGE_SPAN, BUTTON_EVENT, CONVERSATION_EVENT, EXCEPTION_EVENT = (
+    "agentsight.message",
+    "app.widget.click",
+    "agentsight.conversation",
+    "exception",
+)
 #: ``error.type`` of a failed action: the conventions' fallback (ours carry no class).
 OTHER_ERROR: Final = "_OTHER"
 
@@ -385,47 +383,22 @@ class ConversationMapper:
         self._metadata(attrs, data.get("metadata"))
         trace, parent = self._context(ev)
         sid = ev.seq & _MASK64
-        if error is None:
-            self.spans.append(
-                SpanData(
-                    trace,
-                    sid,
-                    parent,
-                    f"execute_tool {name}",
-                    SPAN_KIND_INTERNAL,
-                    start,
-                    end,
-                    attrs,
-                )
-            )
-            return
-        attrs.append(("error.type", OTHER_ERROR))
-        message = str(error) if capture else ""
+        status, message = STATUS_UNSET, ""
+        if error is not None:
+            attrs.append(("error.type", OTHER_ERROR))
+            status, message = STATUS_ERROR, str(error) if capture else ""
+        name = f"execute_tool {name}"
         self.spans.append(
             SpanData(
-                trace,
-                sid,
-                parent,
-                f"execute_tool {name}",
-                SPAN_KIND_INTERNAL,
-                start,
-                end,
-                attrs,
-                STATUS_ERROR,
-                message,
+                trace, sid, parent, name, SPAN_KIND_INTERNAL, start, end, attrs, status, message
             )
         )
-        if capture:
-            self.logs.append(
-                LogData(
-                    end,
-                    EXCEPTION_EVENT,
-                    SEVERITY_ERROR,
-                    trace,
-                    sid,
-                    [("exception.type", OTHER_ERROR), ("exception.message", message)],
-                )
-            )
+        if error is not None and capture:
+            exception: Attributes = [
+                ("exception.type", OTHER_ERROR),
+                ("exception.message", message),
+            ]
+            self.logs.append(LogData(end, EXCEPTION_EVENT, SEVERITY_ERROR, trace, sid, exception))
 
     def _token_usage(self, ev: Event) -> None:
         """``chat {model}``: one model call's usage.

@@ -22,7 +22,7 @@ so only the ``otlp`` exporter imports it.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Final, NamedTuple
 
 import orjson
@@ -88,74 +88,72 @@ def _add_attributes(target: Any, attrs: Attributes) -> None:
         _set_value(add(), key, value)
 
 
-def _span_template(shared: Attributes) -> bytes:
-    template = Span()
-    _add_attributes(template.attributes, shared)
-    return template.SerializeToString()
+def _filled(
+    entries: Any,
+    scope: Scope,
+    group: str,
+    field: str,
+    blocks: Sequence[tuple[Attributes, Sequence[Any]]],
+    template_type: type[Span] | type[LogRecord],
+) -> Iterator[tuple[Any, Any]]:
+    """Yield a new protobuf record for each mapped one, its conversation's attributes in.
 
-
-def _log_template(shared: Attributes) -> bytes:
-    template = LogRecord()
-    _add_attributes(template.attributes, shared)
-    return template.SerializeToString()
+    One ``Resource*`` entry of *entries* with our resource and scope; for each
+    block, the shared attributes are serialised once as a *template_type*
+    message and merged into every record of the block.
+    """
+    entry = entries.add()
+    _add_attributes(entry.resource.attributes, scope.resource)
+    scoped = getattr(entry, group).add()
+    scoped.scope.name = scope.name
+    scoped.scope.version = scope.version
+    add = getattr(scoped, field).add
+    for shared, items in blocks:
+        template = template_type()
+        _add_attributes(template.attributes, shared)
+        serialized = template.SerializeToString()
+        for item in items:
+            record = add()
+            record.MergeFromString(serialized)
+            yield record, item
 
 
 def traces_protobuf(scope: Scope, blocks: Sequence[SpanBlock]) -> bytes:
     """An ``ExportTraceServiceRequest`` of every block's spans, serialised."""
     request = ExportTraceServiceRequest()
-    scope_spans = _scoped(request.resource_spans.add(), scope).scope_spans.add()
-    scope_spans.scope.name = scope.name
-    scope_spans.scope.version = scope.version
-    add = scope_spans.spans.add
-    for shared, spans in blocks:
-        template = _span_template(shared)
-        for s in spans:
-            span = add()
-            span.MergeFromString(template)
-            span.trace_id = s.trace_id.to_bytes(16, "big")
-            span.span_id = s.span_id.to_bytes(8, "big")
-            if s.parent_id:
-                span.parent_span_id = s.parent_id.to_bytes(8, "big")
-            span.flags = SAMPLED
-            span.name = s.name
-            span.kind = s.kind
-            span.start_time_unix_nano = s.start_ns
-            span.end_time_unix_nano = s.end_ns
-            _add_attributes(span.attributes, s.attributes)
-            if s.status:
-                span.status.code = s.status
-                if s.status_message:
-                    span.status.message = s.status_message
+    for span, s in _filled(request.resource_spans, scope, "scope_spans", "spans", blocks, Span):
+        span.trace_id = s.trace_id.to_bytes(16, "big")
+        span.span_id = s.span_id.to_bytes(8, "big")
+        if s.parent_id:
+            span.parent_span_id = s.parent_id.to_bytes(8, "big")
+        span.flags = SAMPLED
+        span.name = s.name
+        span.kind = s.kind
+        span.start_time_unix_nano = s.start_ns
+        span.end_time_unix_nano = s.end_ns
+        _add_attributes(span.attributes, s.attributes)
+        if s.status:
+            span.status.code = s.status
+            if s.status_message:
+                span.status.message = s.status_message
     return request.SerializeToString()
 
 
 def logs_protobuf(scope: Scope, blocks: Sequence[LogBlock]) -> bytes:
     """An ``ExportLogsServiceRequest`` of every block's log records, serialised."""
     request = ExportLogsServiceRequest()
-    scope_logs = _scoped(request.resource_logs.add(), scope).scope_logs.add()
-    scope_logs.scope.name = scope.name
-    scope_logs.scope.version = scope.version
-    add = scope_logs.log_records.add
-    for shared, logs in blocks:
-        template = _log_template(shared)
-        for r in logs:
-            record = add()
-            record.MergeFromString(template)
-            record.time_unix_nano = r.time_ns
-            record.observed_time_unix_nano = r.time_ns
-            record.severity_number = r.severity
-            record.event_name = r.event_name
-            if r.trace_id:
-                record.trace_id = r.trace_id.to_bytes(16, "big")
-                record.span_id = r.span_id.to_bytes(8, "big")
-                record.flags = SAMPLED
-            _add_attributes(record.attributes, r.attributes)
+    records = _filled(request.resource_logs, scope, "scope_logs", "log_records", blocks, LogRecord)
+    for record, r in records:
+        record.time_unix_nano = r.time_ns
+        record.observed_time_unix_nano = r.time_ns
+        record.severity_number = r.severity
+        record.event_name = r.event_name
+        if r.trace_id:
+            record.trace_id = r.trace_id.to_bytes(16, "big")
+            record.span_id = r.span_id.to_bytes(8, "big")
+            record.flags = SAMPLED
+        _add_attributes(record.attributes, r.attributes)
     return request.SerializeToString()
-
-
-def _scoped(resource_entry: Any, scope: Scope) -> Any:
-    _add_attributes(resource_entry.resource.attributes, scope.resource)
-    return resource_entry
 
 
 # --- JSON ---------------------------------------------------------------------------------
@@ -176,66 +174,64 @@ def _json_attributes(attrs: Attributes) -> list[dict[str, Any]]:
     return [{"key": key, "value": _json_value(value)} for key, value in attrs]
 
 
-def _json_scope(scope: Scope) -> tuple[dict[str, Any], dict[str, Any]]:
-    return (
-        {"attributes": _json_attributes(scope.resource)},
-        {"name": scope.name, "version": scope.version},
-    )
+def _json_span(s: SpanData, head: list[dict[str, Any]]) -> dict[str, Any]:
+    span: dict[str, Any] = {
+        "traceId": f"{s.trace_id:032x}",
+        "spanId": f"{s.span_id:016x}",
+        "flags": SAMPLED,
+        "name": s.name,
+        "kind": s.kind,
+        "startTimeUnixNano": str(s.start_ns),
+        "endTimeUnixNano": str(s.end_ns),
+        "attributes": head + _json_attributes(s.attributes),
+    }
+    if s.parent_id:
+        span["parentSpanId"] = f"{s.parent_id:016x}"
+    if s.status:
+        span["status"] = {"code": s.status, "message": s.status_message}
+    return span
+
+
+def _json_log(r: LogData, head: list[dict[str, Any]]) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "timeUnixNano": str(r.time_ns),
+        "observedTimeUnixNano": str(r.time_ns),
+        "severityNumber": r.severity,
+        "eventName": r.event_name,
+        "attributes": head + _json_attributes(r.attributes),
+    }
+    if r.trace_id:
+        record["traceId"] = f"{r.trace_id:032x}"
+        record["spanId"] = f"{r.span_id:016x}"
+        record["flags"] = SAMPLED
+    return record
+
+
+def _json_request(
+    scope: Scope,
+    blocks: Sequence[tuple[Attributes, Sequence[Any]]],
+    keys: tuple[str, str, str],
+    convert: Any,
+) -> bytes:
+    """One OTLP/JSON request: *keys* name its three nested lists, *convert* makes a record."""
+    records = []
+    for shared, items in blocks:
+        head = _json_attributes(shared)
+        records += [convert(item, head) for item in items]
+    outer, inner, field = keys
+    resource = {"attributes": _json_attributes(scope.resource)}
+    group = {"scope": {"name": scope.name, "version": scope.version}, field: records}
+    return orjson.dumps({outer: [{"resource": resource, inner: [group]}]})
 
 
 def traces_json(scope: Scope, blocks: Sequence[SpanBlock]) -> bytes:
     """The OTLP/JSON ``ExportTraceServiceRequest`` of every block's spans."""
-    out: list[dict[str, Any]] = []
-    for shared, spans in blocks:
-        head = _json_attributes(shared)
-        for s in spans:
-            span: dict[str, Any] = {
-                "traceId": f"{s.trace_id:032x}",
-                "spanId": f"{s.span_id:016x}",
-                "flags": SAMPLED,
-                "name": s.name,
-                "kind": s.kind,
-                "startTimeUnixNano": str(s.start_ns),
-                "endTimeUnixNano": str(s.end_ns),
-                "attributes": head + _json_attributes(s.attributes),
-            }
-            if s.parent_id:
-                span["parentSpanId"] = f"{s.parent_id:016x}"
-            if s.status:
-                span["status"] = {"code": s.status, "message": s.status_message}
-            out.append(span)
-    resource, inst = _json_scope(scope)
-    return orjson.dumps(
-        {"resourceSpans": [{"resource": resource, "scopeSpans": [{"scope": inst, "spans": out}]}]}
-    )
+    return _json_request(scope, blocks, ("resourceSpans", "scopeSpans", "spans"), _json_span)
 
 
 def logs_json(scope: Scope, blocks: Sequence[LogBlock]) -> bytes:
     """The OTLP/JSON ``ExportLogsServiceRequest`` of every block's log records."""
-    out: list[dict[str, Any]] = []
-    for shared, logs in blocks:
-        head = _json_attributes(shared)
-        for r in logs:
-            record: dict[str, Any] = {
-                "timeUnixNano": str(r.time_ns),
-                "observedTimeUnixNano": str(r.time_ns),
-                "severityNumber": r.severity,
-                "eventName": r.event_name,
-                "attributes": head + _json_attributes(r.attributes),
-            }
-            if r.trace_id:
-                record["traceId"] = f"{r.trace_id:032x}"
-                record["spanId"] = f"{r.span_id:016x}"
-                record["flags"] = SAMPLED
-            out.append(record)
-    resource, inst = _json_scope(scope)
-    return orjson.dumps(
-        {
-            "resourceLogs": [
-                {"resource": resource, "scopeLogs": [{"scope": inst, "logRecords": out}]}
-            ]
-        }
-    )
+    return _json_request(scope, blocks, ("resourceLogs", "scopeLogs", "logRecords"), _json_log)
 
 
 # --- answers ------------------------------------------------------------------------------
