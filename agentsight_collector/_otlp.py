@@ -26,19 +26,15 @@ import json
 import logging
 from typing import TYPE_CHECKING, Final
 
-from google.rpc.status_pb2 import Status
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from ._http import RequestError, decode_body, key_from_headers, read_raw_body
-from ._otlp_decode import DECODERS, DecodeFailure
-from ._otlp_map import Applied, apply_logs, apply_spans
 
 if TYPE_CHECKING:
     from ._app import Api
+    from ._otlp_map import Applied
 
 logger = logging.getLogger("agentsight_collector")
 
@@ -48,6 +44,9 @@ _ENCODINGS: Final = {PROTOBUF: "protobuf", "application/protobuf": "protobuf", J
 #: google.rpc.Code of each HTTP status we answer with.
 _CODES: Final = {400: 3, 401: 16, 413: 8, 415: 3, 500: 13}
 
+#: An answer built off the loop: status, body, media type.
+Answer = tuple[int, bytes, str]
+
 
 def encoding_of(content_type: str | None) -> str | None:
     """``protobuf`` or ``json`` for a ``Content-Type``, None for anything else."""
@@ -55,18 +54,17 @@ def encoding_of(content_type: str | None) -> str | None:
     return _ENCODINGS.get(media)
 
 
-def status_response(status: int, message: str, encoding: str | None) -> Response:
+def status_answer(status: int, message: str, encoding: str | None) -> Answer:
     """An error answer: a ``google.rpc.Status`` in the request's encoding (JSON if unknown)."""
     code = _CODES.get(status, 2)
     if encoding == "protobuf":
-        body = Status(code=code, message=message).SerializeToString()
-        return Response(body, status_code=status, media_type=PROTOBUF)
-    return Response(
-        json.dumps({"code": code, "message": message}), status_code=status, media_type=JSON
-    )
+        from google.rpc.status_pb2 import Status
+
+        return status, Status(code=code, message=message).SerializeToString(), PROTOBUF
+    return status, json.dumps({"code": code, "message": message}).encode(), JSON
 
 
-def success_response(signal: str, encoding: str, applied: Applied) -> Response:
+def success_answer(signal: str, encoding: str, applied: Applied) -> Answer:
     """200 with the ``Export*ServiceResponse``; ``partial_success`` only when there is news."""
     message = applied.message
     rejected = applied.rejected
@@ -75,18 +73,48 @@ def success_response(signal: str, encoding: str, applied: Applied) -> Response:
         if rejected or message:
             key = "rejectedSpans" if signal == "traces" else "rejectedLogRecords"
             body["partialSuccess"] = {key: str(rejected), "errorMessage": message}
-        return Response(json.dumps(body), media_type=JSON)
+        return 200, json.dumps(body).encode(), JSON
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceResponse,
+    )
+
     if signal == "traces":
         traces = ExportTraceServiceResponse()
         if rejected or message:
             traces.partial_success.rejected_spans = rejected
             traces.partial_success.error_message = message
-        return Response(traces.SerializeToString(), media_type=PROTOBUF)
+        return 200, traces.SerializeToString(), PROTOBUF
     logs = ExportLogsServiceResponse()
     if rejected or message:
         logs.partial_success.rejected_log_records = rejected
         logs.partial_success.error_message = message
-    return Response(logs.SerializeToString(), media_type=PROTOBUF)
+    return 200, logs.SerializeToString(), PROTOBUF
+
+
+def receive(
+    api: Api, signal: str, encoding: str, raw: bytes, content_encoding: str | None
+) -> Answer:
+    """Inflate, decode, store and answer one request (in a storage thread: CPU and SQLite).
+
+    The OTLP modules (protobuf) are imported here, on first use, so that a
+    collector that never receives OTLP neither waits for them at start nor
+    holds its event loop while they load.
+    """
+    from ._otlp_decode import DECODERS, DecodeFailure
+    from ._otlp_map import apply_logs, apply_spans
+
+    apply = apply_spans if signal == "traces" else apply_logs
+    try:
+        records = DECODERS[(signal, encoding)](
+            decode_body(raw, content_encoding, api.max_decompressed)
+        )
+    except RequestError as exc:
+        return status_answer(exc.status, exc.detail, encoding)
+    except DecodeFailure as exc:
+        logger.info("OTLP %s request refused: %s", signal, exc)
+        return status_answer(400, str(exc), encoding)
+    return success_answer(signal, encoding, apply(api.storage, records))
 
 
 class OtlpIntake:
@@ -111,36 +139,25 @@ class OtlpIntake:
         return await self._receive(request, "logs")
 
     async def _receive(self, request: Request, signal: str) -> Response:
-        encoding = encoding_of(request.headers.get("content-type"))
-        if not self.api.keys.accepts(key_from_headers(request)):
-            return status_response(
-                401, "A valid 'Authorization: Api-Key <key>' is required.", encoding
-            )
-        if encoding is None:
-            return status_response(
-                415, "Content-Type must be application/x-protobuf or application/json.", None
-            )
         api = self.api
-        content_encoding = request.headers.get("content-encoding")
-        try:
-            raw = await read_raw_body(request, max_bytes=api.max_body)
-        except RequestError as exc:
-            return status_response(exc.status, exc.detail, encoding)
-        decode = DECODERS[(signal, encoding)]
-        apply = apply_spans if signal == "traces" else apply_logs
-
-        def work() -> Applied:
-            records = decode(decode_body(raw, content_encoding, api.max_decompressed))
-            return apply(api.storage, records)
-
-        try:
-            applied = await api.run(work)
-        except RequestError as exc:
-            return status_response(exc.status, exc.detail, encoding)
-        except DecodeFailure as exc:
-            logger.info("OTLP %s request refused: %s", signal, exc)
-            return status_response(400, str(exc), encoding)
-        return success_response(signal, encoding, applied)
+        encoding = encoding_of(request.headers.get("content-type"))
+        answer: Answer
+        if not api.keys.accepts(key_from_headers(request)):
+            message = "A valid 'Authorization: Api-Key <key>' is required."
+            answer = await api.run(status_answer, 401, message, encoding)
+        elif encoding is None:
+            message = "Content-Type must be application/x-protobuf or application/json."
+            answer = status_answer(415, message, None)
+        else:
+            try:
+                raw = await read_raw_body(request, max_bytes=api.max_body)
+            except RequestError as exc:
+                answer = await api.run(status_answer, exc.status, exc.detail, encoding)
+            else:
+                content_encoding = request.headers.get("content-encoding")
+                answer = await api.run(receive, api, signal, encoding, raw, content_encoding)
+        status, body, media_type = answer
+        return Response(body, status_code=status, media_type=media_type)
 
 
-__all__ = ["OtlpIntake", "encoding_of", "status_response", "success_response"]
+__all__ = ["OtlpIntake", "encoding_of", "receive", "status_answer", "success_answer"]

@@ -46,13 +46,14 @@ import json
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from agentsight_async._events import iso_utc
 from agentsight_async._exporters._spans import LINKED_OFFSET_NS, derived_span_id
 from agentsight_async._store import ENVIRONMENTS, IngestValidationError, Store, StoreError
 
-from ._otlp_decode import OtelLog, OtelSpan
+if TYPE_CHECKING:
+    from ._otlp_decode import OtelLog, OtelSpan
 
 #: Attributes naming a record's conversation, in order of preference.
 CONVERSATION_KEYS: Final = ("gen_ai.conversation.id", "session.id")
