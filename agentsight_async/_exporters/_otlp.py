@@ -37,7 +37,7 @@ from typing import Any, Final
 from .._config import DEFAULT_ENDPOINT, DEFAULT_SERVICE_NAME, Settings, parse_otel_pairs
 from .._events import DELIVERED, Batch, Outcome
 from .._exceptions import ConversationApiException
-from .._stats import ErrorCallback, Stats
+from .._stats import Stats
 from .._version import __version__
 from ._base import SDK_NAME
 from ._client import wire_body
@@ -129,19 +129,17 @@ class OtlpExporter(HttpExporter):
     default headers must not carry the key to it.
 
     Args:
-        settings, stats, on_error: as for every :class:`Exporter`.
+        settings, stats: as for every :class:`Exporter`.
         **kwargs: ``transport``, ``sleep``, ``clock``, as for :class:`HttpExporter`.
     """
 
     name = "otlp"
     retry_statuses = OTLP_RETRY_STATUSES
 
-    def __init__(
-        self, settings: Settings, stats: Stats, on_error: ErrorCallback | None = None, **kwargs: Any
-    ) -> None:
+    def __init__(self, settings: Settings, stats: Stats, **kwargs: Any) -> None:
         base_url = otlp_base_url(settings.api_endpoint)
         keyless = settings.model_copy(update={"api_key": None, "api_endpoint": base_url})
-        super().__init__(keyless, stats, on_error, **kwargs)
+        super().__init__(keyless, stats, **kwargs)
         self.base_url = base_url
         self._secrets = secret_fragments(settings.otlp_header_pairs.values())
         json_body = settings.otlp_encoding == "json"
@@ -196,9 +194,8 @@ class OtlpExporter(HttpExporter):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a bug or odd data must not sink the other conversations
-                text = f"could not map conversation: {exc!r}"
-                self.report(exc, text, conversation_id=conv.conversation_id)
-                failed = Outcome(False, error=repr(exc), drop_reason=REJECTED)
+                self.report(f"could not map conversation {conv.conversation_id!r}: {exc!r}")
+                failed = Outcome(False, error=repr(exc), drop_reason=REJECTED, exception=exc)
                 results[ci] = [failed] * len(conv.events)
                 continue
             if mapper.spans:
@@ -232,8 +229,9 @@ class OtlpExporter(HttpExporter):
         what = f"POST /{route}"
         result = await self.post_bytes(route, content, headers, deadline)
         if isinstance(result, RetryFailure):
-            text = self._scrub(self.gave_up(route, result, signal=signal))
-            return Outcome(False, error=text, drop_reason=result.reason)
+            failed = self.gave_up(route, result)
+            text = self._scrub(failed.error or "")
+            return Outcome(False, error=text, drop_reason=result.reason, exception=failed.exception)
         ctype = result.headers.get("content-type", "")
         if 200 <= result.status_code < 300:
             answer = read_answer(result.content, ctype, signal)
@@ -244,8 +242,8 @@ class OtlpExporter(HttpExporter):
                 f"{what} partial success: {answer.rejected} rejected"
                 + (f" ({answer.message})" if answer.message else "")
             )
-            if answer.rejected:
-                self.report(ConversationApiException(text, result.status_code), text, signal=signal)
+            if answer.rejected:  # not retried; the events count as delivered
+                self.report(text)
             else:  # a warning from the receiver, nothing lost
                 logger.debug("agentsight_async otlp exporter: %s", text)
             return Outcome(
@@ -261,10 +259,9 @@ class OtlpExporter(HttpExporter):
                 self.base_url,
                 result.status_code,
             )
-        self.report(
-            ConversationApiException(text, result.status_code), text, reason=REJECTED, signal=signal
-        )
-        return Outcome(False, error=text, drop_reason=REJECTED)
+        self.report(text)
+        exc = ConversationApiException(text, result.status_code)
+        return Outcome(False, error=text, drop_reason=REJECTED, exception=exc)
 
 
 __all__ = ["DEFAULT_OTLP_ENDPOINT", "OTLP_RETRY_STATUSES", "OtlpExporter", "otlp_base_url"]
