@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 from .._config import DEFAULT_ENDPOINT, DEFAULT_SERVICE_NAME, Settings, parse_otel_pairs
-from .._events import DELIVERED, Batch, Outcome
+from .._events import DELIVERED, Batch, ConversationBatch, Outcome
 from .._exceptions import ConversationApiException
 from .._stats import Stats
 from .._version import __version__
@@ -120,6 +120,20 @@ def secret_fragments(values: Iterable[str]) -> list[str]:
     return sorted(found, key=len, reverse=True)
 
 
+class LoopSlices:
+    """Yields to the event loop once the work since the last yield has run
+    :data:`SLICE_SECONDS`: the agent's own tasks share the loop."""
+
+    def __init__(self) -> None:
+        self._until = time.perf_counter() + SLICE_SECONDS
+
+    async def pause(self) -> None:
+        """Let the loop run other tasks, if this slice is used up."""
+        if time.perf_counter() >= self._until:
+            await asyncio.sleep(0)
+            self._until = time.perf_counter() + SLICE_SECONDS
+
+
 class OtlpExporter(HttpExporter):
     """Delivers batches as OTLP/HTTP traces and logs (``AGENTSIGHT_PROTOCOL=otlp``).
 
@@ -171,26 +185,14 @@ class OtlpExporter(HttpExporter):
 
     async def export(self, batch: Batch, deadline: float) -> list[list[Outcome]]:
         """Map every conversation (yielding to the loop), then post traces and logs."""
-        settings = self.settings
         convs = batch.conversations
         results: list[list[Outcome | None]] = [[None] * len(c.events) for c in convs]
         span_blocks: list[Block] = []
         log_blocks: list[Block] = []
-        clock = time.perf_counter
-        slice_end = clock() + SLICE_SECONDS
+        slices = LoopSlices()
         for ci, conv in enumerate(convs):
             try:
-                mapper = ConversationMapper(
-                    conv,
-                    self.turns.begin(conv),
-                    capture=settings.otlp_capture_content,
-                    agent_name=settings.otlp_agent_name,
-                )
-                for i, ev in enumerate(conv.events, 1):
-                    mapper.add(ev)
-                    if not i % SLICE_CHECK and clock() >= slice_end:
-                        await asyncio.sleep(0)
-                        slice_end = clock() + SLICE_SECONDS
+                mapper = await self._map(conv, slices)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a bug or odd data must not sink the other conversations
@@ -213,6 +215,22 @@ class OtlpExporter(HttpExporter):
             ]
             for row, conv in zip(results, convs, strict=True)
         ]
+
+    async def _map(self, conv: ConversationBatch, slices: LoopSlices) -> ConversationMapper:
+        """One conversation's spans and log records, :data:`SLICE_CHECK` events at a time."""
+        settings = self.settings
+        mapper = ConversationMapper(
+            conv,
+            self.turns.begin(conv),
+            capture=settings.otlp_capture_content,
+            agent_name=settings.otlp_agent_name,
+        )
+        events = conv.events
+        for first in range(0, len(events), SLICE_CHECK):
+            for ev in events[first : first + SLICE_CHECK]:
+                mapper.add(ev)
+            await slices.pause()
+        return mapper
 
     async def _send(self, signal: str, blocks: Sequence[Block], deadline: float) -> Outcome:
         """Encode, gzip and post one signal's request; its outcome, every failure reported."""
