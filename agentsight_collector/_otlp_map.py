@@ -463,6 +463,8 @@ class _Translator:
 
     @staticmethod
     def _llm(sp: OtelSpan) -> dict[str, Any]:
+        """An ``llm`` span: the store counts *uncached* input (protocol §3.4), names the
+        model that answered, and keeps the one asked for when the span names both."""
         attrs = dict(sp.attributes)
         cache_read = _count(attrs.get("gen_ai.usage.cache_read.input_tokens"))
         cache_write = _count(
@@ -479,6 +481,10 @@ class _Translator:
             ("agentsight.llm.cache_read_tokens", cache_read),
             ("agentsight.llm.cache_write_tokens", cache_write),
             (
+                "agentsight.llm.reasoning_tokens",
+                _count(attrs.get("gen_ai.usage.reasoning.output_tokens")),
+            ),
+            (
                 "agentsight.llm.embedding_tokens",
                 _count(attrs.get("agentsight.usage.embedding_tokens")),
             ),
@@ -486,10 +492,15 @@ class _Translator:
             if value:
                 attrs[key] = value
         system = str(attrs.get("gen_ai.provider.name") or attrs.get("gen_ai.system") or "unknown")
-        model = attrs.get("gen_ai.request.model") or attrs.get("gen_ai.response.model")
+        requested = attrs.get("gen_ai.request.model")
+        model = attrs.get("gen_ai.response.model") or requested
         attrs["gen_ai.system"] = system
         if model:
             attrs["gen_ai.request.model"] = str(model)
+        if requested and attrs.get("gen_ai.response.model"):
+            attrs["agentsight.llm.requested_model"] = str(requested)
+        if sp.status_code == 2:
+            attrs["agentsight.llm.error"] = sp.status_message
         return _ingest_span(sp, "llm", attributes=attrs, name=str(model or system))
 
     # -- log records ---------------------------------------------------------------------

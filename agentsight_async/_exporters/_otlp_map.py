@@ -96,6 +96,16 @@ SIGNAL: Final[dict[str, str]] = {
 }
 
 _MASK64: Final = 0xFFFF_FFFF_FFFF_FFFF
+#: A model call's optional counts and facts -> their attributes, set when present and not
+#: zero (booleans when present: ``usage_reported`` is there only as false).
+_USAGE_DETAILS: Final = (
+    ("cache_read_tokens", "gen_ai.usage.cache_read.input_tokens"),
+    ("cache_write_tokens", "gen_ai.usage.cache_creation.input_tokens"),
+    ("reasoning_tokens", "gen_ai.usage.reasoning.output_tokens"),
+    ("embedding_tokens", "agentsight.usage.embedding_tokens"),
+    ("streamed", "agentsight.llm.streaming"),
+    ("usage_reported", "agentsight.llm.usage_reported"),
+)
 #: A message's sender -> its GenAI role and the attribute that carries it.
 _ROLES: Final = {
     "end_user": ("user", "gen_ai.input.messages"),
@@ -401,43 +411,48 @@ class ConversationMapper:
             self.logs.append(LogData(end, EXCEPTION_EVENT, SEVERITY_ERROR, trace, sid, exception))
 
     def _token_usage(self, ev: Event) -> None:
-        """``chat {model}``: one model call's usage.
+        """``{operation} {model}`` (``chat`` unless the call says otherwise): one model call.
 
-        ``prompt_tokens`` is the *uncached* input (the ingest meaning, protocol
-        §3.4); ``gen_ai.usage.input_tokens`` includes cached tokens, so cache
-        reads and writes are added back.
+        ``prompt_tokens`` counts every input token, cached ones included, as
+        ``gen_ai.usage.input_tokens`` does; cache reads and writes and reasoning
+        tokens are its parts.  ``gen_ai.request.model`` is the model asked for
+        and ``gen_ai.response.model`` the one that answered, when the call
+        said which it asked for.
+        The span ends at the tracking time (a captured call is tracked when it
+        ends) and starts ``duration_ms`` earlier; an error sets status ERROR.
         """
         data = ev.data
         model = data.get("model")
-        cache_read = int(data.get("cache_read_tokens") or 0)
-        cache_write = int(data.get("cache_write_tokens") or data.get("cache_creation_tokens") or 0)
-        reasoning = int(data.get("reasoning_tokens") or 0)
-        attrs: Attributes = [("gen_ai.operation.name", "chat")]
+        requested = data.get("requested_model") or model
+        operation = str(data.get("operation") or "chat")
+        attrs: Attributes = [("gen_ai.operation.name", operation)]
         if data.get("system"):
             attrs.append(("gen_ai.provider.name", str(data["system"])))
-        if model:
-            attrs.append(("gen_ai.request.model", str(model)))
-        attrs.append(
-            (
-                "gen_ai.usage.input_tokens",
-                int(data.get("prompt_tokens") or 0) + cache_read + cache_write,
-            )
-        )
+        if requested:
+            attrs.append(("gen_ai.request.model", str(requested)))
+        if model and data.get("requested_model"):
+            attrs.append(("gen_ai.response.model", str(model)))
+        attrs.append(("gen_ai.usage.input_tokens", int(data.get("prompt_tokens") or 0)))
         attrs.append(("gen_ai.usage.output_tokens", int(data.get("completion_tokens") or 0)))
-        if cache_read:
-            attrs.append(("gen_ai.usage.cache_read.input_tokens", cache_read))
-        if cache_write:
-            attrs.append(("gen_ai.usage.cache_creation.input_tokens", cache_write))
-        if reasoning:
-            attrs.append(("gen_ai.usage.reasoning.output_tokens", reasoning))
-        if data.get("embedding_tokens"):
-            attrs.append(("agentsight.usage.embedding_tokens", int(data["embedding_tokens"])))
+        for key, attr in _USAGE_DETAILS:
+            value = data.get(key)
+            if value is not None and (value != 0 or isinstance(value, bool)):
+                attrs.append((attr, value))
         trace, parent = self._context(ev)
-        ts = ev.ts_ns
-        name = f"chat {model}" if model else "chat"
+        end = ev.ts_ns
+        start = end - int((data.get("duration_ms") or 0) * 1_000_000)
+        error = data.get("error")
+        status, message = STATUS_UNSET, ""
+        if error is not None:
+            attrs.append(("error.type", OTHER_ERROR))
+            status, message = STATUS_ERROR, str(error) if self.capture else ""
+        name = f"{operation} {model}" if model else operation
         self.spans.append(
-            SpanData(trace, ev.seq & _MASK64, parent, name, SPAN_KIND_CLIENT, ts, ts, attrs)
-        )
+            SpanData(
+                trace, ev.seq & _MASK64, parent, name, SPAN_KIND_CLIENT, start, end, attrs,
+                status, message,
+            )
+        )  # fmt: skip
 
     def _button(self, ev: Event) -> None:
         """``app.widget.click``, in the turn's trace context."""
