@@ -98,14 +98,14 @@ SIGNAL: Final[dict[str, str]] = {
 _MASK64: Final = 0xFFFF_FFFF_FFFF_FFFF
 #: A model call's optional counts and facts -> their attributes, set when present and not
 #: zero (booleans when present: ``usage_reported`` is there only as false).
-_USAGE_DETAILS: Final = (
-    ("cache_read_tokens", "gen_ai.usage.cache_read.input_tokens"),
-    ("cache_write_tokens", "gen_ai.usage.cache_creation.input_tokens"),
-    ("reasoning_tokens", "gen_ai.usage.reasoning.output_tokens"),
-    ("embedding_tokens", "agentsight.usage.embedding_tokens"),
-    ("streamed", "agentsight.llm.streaming"),
-    ("usage_reported", "agentsight.llm.usage_reported"),
-)
+_USAGE_DETAILS: Final = {
+    "cache_read_tokens": "gen_ai.usage.cache_read.input_tokens",
+    "cache_write_tokens": "gen_ai.usage.cache_creation.input_tokens",
+    "reasoning_tokens": "gen_ai.usage.reasoning.output_tokens",
+    "embedding_tokens": "agentsight.usage.embedding_tokens",
+    "streamed": "agentsight.llm.streaming",
+    "usage_reported": "agentsight.llm.usage_reported",
+}
 #: A message's sender -> its GenAI role and the attribute that carries it.
 _ROLES: Final = {
     "end_user": ("user", "gen_ai.input.messages"),
@@ -434,7 +434,7 @@ class ConversationMapper:
             attrs.append(("gen_ai.response.model", str(model)))
         attrs.append(("gen_ai.usage.input_tokens", int(data.get("prompt_tokens") or 0)))
         attrs.append(("gen_ai.usage.output_tokens", int(data.get("completion_tokens") or 0)))
-        for key, attr in _USAGE_DETAILS:
+        for key, attr in _USAGE_DETAILS.items():
             value = data.get(key)
             if value is not None and (value != 0 or isinstance(value, bool)):
                 attrs.append((attr, value))
