@@ -58,7 +58,9 @@ def _ensure_chromium(session: nox.Session) -> None:
         return
     env = {"DEBIAN_FRONTEND": "noninteractive"}
     session.run("apt-get", "update", "-qq", external=True, env=env, silent=True)
-    session.run("apt-get", "install", "-y", "-qq", "chromium", external=True, env=env, silent=True)
+    session.run(
+        "apt-get", "install", "-y", "-qq", "chromium", external=True, env=env, silent=True
+    )
 
 
 @nox.session(python=PYTHON)
