@@ -42,6 +42,8 @@ INTEGRATION_DEPS = [
     "llama-index-core",
     "llama-index-llms-openai",
 ]
+#: tests/otlp: the real OpenTelemetry SDK and its OTLP/HTTP exporter, sending to our collector.
+OTEL_TEST_DEPS = ["opentelemetry-sdk>=1.27", "opentelemetry-exporter-otlp-proto-http>=1.27"]
 PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 #: The tests session fails below this line coverage of the SDK (it printed 92 % when set).
 COVERAGE_FLOOR = 90
@@ -64,7 +66,7 @@ def _ensure_chromium(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The test suite: unit, end-to-end on loopback, browser, shortened reliability."""
-    session.install("-e", ".[collector,push]", *TEST_DEPS, *INTEGRATION_DEPS)
+    session.install("-e", ".[collector,otlp,push]", *TEST_DEPS, *INTEGRATION_DEPS, *OTEL_TEST_DEPS)
     _ensure_chromium(session)
     session.run(
         "pytest",
@@ -102,7 +104,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
-    session.install("-e", ".[collector,push]", "mypy")
+    # types-protobuf: the generated OTLP message stubs import google.protobuf's types.
+    session.install("-e", ".[collector,otlp,push]", "mypy", "types-protobuf")
     session.run("mypy")
 
 
@@ -128,7 +131,7 @@ def compat(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Benchmarks side by side with the original SDK and the peers (``-- --quick`` for CI)."""
-    session.install("-e", ".[collector]", "matplotlib", "psutil")
+    session.install("-e", ".[collector,otlp]", "matplotlib", "psutil")
     session.run("python", "-m", "benchmarks.run", *session.posargs)
 
 

@@ -8,11 +8,13 @@ key never appears in it.
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import json
+import os
 import re
 from typing import Annotated, Any, Final, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -32,6 +34,7 @@ _ENV_PREFIX = "AGENTSIGHT_"
 HTTP_PROTOCOLS: Final[dict[str, str]] = {
     "ingest": "agentsight_async._exporters._ingest:IngestExporter",
     "rest": "agentsight_async._exporters._rest:RestExporter",
+    "otlp": "agentsight_async._exporters._otlp:OtlpExporter",
 }
 LOCAL_SCHEMES: Final[dict[str, str]] = {
     "memory": "agentsight_async._exporters._memory:MemoryExporter",
@@ -71,6 +74,45 @@ def instrument_targets(value: str | None) -> tuple[str, ...]:
 #: A key of :data:`HTTP_PROTOCOLS` (checked when settings are built).
 Protocol = str
 LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
+#: The OTLP/HTTP body encodings (``AGENTSIGHT_OTLP_ENCODING``).
+OtlpEncoding = Literal["protobuf", "json"]
+#: What ``service.name`` is when neither setting nor ``OTEL_SERVICE_NAME`` names one
+#: (the OpenTelemetry Python SDK's default).
+DEFAULT_SERVICE_NAME: Final = "unknown_service"
+
+
+def parse_otel_pairs(text: str) -> dict[str, str]:
+    """``k1=v1,k2=v2`` (``OTEL_EXPORTER_OTLP_HEADERS``, ``OTEL_RESOURCE_ATTRIBUTES``) as a dict.
+
+    Keys and values are trimmed and percent-decoded, as the OpenTelemetry
+    specification has it; empty entries are skipped.
+
+    Raises:
+        ValueError: an entry without ``=`` or with an empty key.  The message
+            never repeats the text: header values are credentials.
+    """
+    pairs: dict[str, str] = {}
+    for i, entry in enumerate(text.split(",")):
+        if not entry.strip():
+            continue
+        key, sep, value = entry.partition("=")
+        key = unquote(key.strip())
+        if not sep or not key:
+            raise ValueError(f"entry {i + 1} is not key=value (expected k1=v1,k2=v2)")
+        pairs[key] = unquote(value.strip())
+    return pairs
+
+
+def _has_module(name: str) -> bool:
+    """Whether *name* can be imported, without importing it (only its parent packages)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def _otel_service_name() -> str:
+    return os.environ.get("OTEL_SERVICE_NAME", "").strip() or DEFAULT_SERVICE_NAME
 
 
 def is_valid_api_key(key: str) -> bool:
@@ -203,6 +245,29 @@ class Settings(BaseSettings):
         "with error_msg) or negative feedback on; the events before it stay dropped.",
     )
 
+    # --- otlp (AGENTSIGHT_PROTOCOL=otlp; see docs/otlp.md) ---------------------------
+    otlp_headers: SecretStr | None = Field(
+        default=None,
+        description="Headers for every OTLP request, k1=v1,k2=v2 (values percent-decoded); "
+        "secret: never logged.",
+    )
+    otlp_encoding: OtlpEncoding = Field(
+        default="protobuf", description="OTLP/HTTP body: protobuf (default) or json."
+    )
+    otlp_capture_content: bool = Field(
+        default=False,
+        description="Send message text, files, tool arguments/results, error text and "
+        "metadata in OTLP attributes (opt-in, as the GenAI conventions require).",
+    )
+    service_name: str = Field(
+        default_factory=_otel_service_name,
+        min_length=1,
+        description="OTLP resource service.name; defaults to OTEL_SERVICE_NAME, as in OTel.",
+    )
+    otlp_agent_name: str | None = Field(
+        default=None, description="gen_ai.agent.name of turn spans (invoke_agent {name})."
+    )
+
     @field_validator("api_key", mode="before")
     @classmethod
     def _check_key(cls, value: Any) -> Any:
@@ -253,6 +318,11 @@ class Settings(BaseSettings):
         if not isinstance(name, str) or name not in HTTP_PROTOCOLS:
             valid = ", ".join(repr(p) for p in HTTP_PROTOCOLS)
             raise ValueError(f"must be one of {valid}; got {value!r}")
+        if name == "otlp" and not _has_module("opentelemetry.proto"):
+            raise ValueError(
+                "'otlp' needs the OpenTelemetry protocol messages: "
+                "pip install 'agentsight-async[otlp]'"
+            )
         return name
 
     @field_validator("instrument", mode="before")
@@ -272,7 +342,25 @@ class Settings(BaseSettings):
             value = value.strip().lower() or None
         return value
 
-    @field_validator("environment", "conversation_id", "spool_dir", mode="before")
+    @field_validator("otlp_headers", mode="before")
+    @classmethod
+    def _check_otlp_headers(cls, value: Any) -> Any:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            return None
+        if not isinstance(raw, str):
+            raise ValueError("must be a string of k1=v1,k2=v2 pairs")
+        parse_otel_pairs(raw)
+        return raw
+
+    @field_validator("otlp_encoding", mode="before")
+    @classmethod
+    def _lower_encoding(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator(
+        "environment", "conversation_id", "spool_dir", "otlp_agent_name", mode="before"
+    )
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
@@ -333,8 +421,21 @@ class Settings(BaseSettings):
 
         Local endpoints need none: ``sqlite:///``, ``memory://``, and an
         ``http://`` collector on this machine (``agentsight-async serve --dev``).
+        Neither does ``otlp``: an OpenTelemetry Collector takes its credentials
+        from ``AGENTSIGHT_OTLP_HEADERS``, and the AgentSight key is never sent to it.
         """
-        return self.scheme == "http" and not is_loopback_url(self.api_endpoint)
+        return (
+            self.scheme == "http"
+            and self.protocol != "otlp"
+            and not is_loopback_url(self.api_endpoint)
+        )
+
+    @property
+    def otlp_header_pairs(self) -> dict[str, str]:
+        """``AGENTSIGHT_OTLP_HEADERS`` as a dict (values are secrets: never log them)."""
+        if self.otlp_headers is None:
+            return {}
+        return parse_otel_pairs(self.otlp_headers.get_secret_value())
 
     @property
     def tracking_disabled_reason(self) -> str | None:

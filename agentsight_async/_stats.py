@@ -105,6 +105,10 @@ class Stats:
         self.retried = 0
         self.requests = 0
         self.batches = 0
+        #: Spans and log records an OTLP receiver answered as rejected in a partial
+        #: success (not retried, per the specification; the receiver does not say which
+        #: ones, so their events still count as delivered).
+        self.partially_rejected = 0
         self.dropped = dict.fromkeys(DROP_REASONS, 0)
         #: What built-in redaction replaced, by kind (``email``, ``card`` ...).
         self.redactions: dict[str, int] = {}
@@ -128,6 +132,7 @@ class Stats:
             "retried": self.retried,
             "requests": self.requests,
             "batches": self.batches,
+            "partially_rejected": self.partially_rejected,
             "dropped": dict(self.dropped),
             "dropped_total": sum(self.dropped.values()),
             "redactions": dict(self.redactions),

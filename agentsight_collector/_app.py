@@ -55,6 +55,7 @@ from ._http import (
     read_body,
     read_raw_body,
 )
+from ._otlp import OtlpIntake
 from ._pages import Pages
 from ._storage import Storage
 from ._throttle import IngestAllowance
@@ -464,6 +465,7 @@ def create_app(
         Route("/api/feedbacks/", ep(api.feedbacks), methods=["POST"]),
         Route("/api/feedbacks/", ep(api.feedbacks_list), methods=["GET"]),
         Route("/api/feedbacks/{pk:int}/", ep(api.feedback_detail), methods=["GET"]),
+        *OtlpIntake(api).routes(),
         *pages.routes(),
     ]
 

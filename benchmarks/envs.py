@@ -35,6 +35,12 @@ PEERS: dict[str, Peer] = {
         Peer("agentsight_0_1_4", "agentsight 0.1.4", ("agentsight==0.1.4",), "agentsight014.py"),
         Peer("posthog", "PostHog capture", ("posthog",), "posthog_peer.py"),
         Peer("otel", "OpenTelemetry span+event", ("opentelemetry-sdk",), "otel_peer.py"),
+        Peer(
+            "otel_otlp",
+            "OpenTelemetry SDK + OTLP/HTTP exporter",
+            ("opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"),
+            "otel_otlp_peer.py",
+        ),
     )
 }
 

@@ -33,6 +33,7 @@ FULL_ROUNDS = {
     "scaling": 3,
     "capacity": 3,
     "push": 3,
+    "otlp": 3,
 }
 
 

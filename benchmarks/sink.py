@@ -7,6 +7,8 @@ request as delivered:
 
 * ``GET /api/me/`` - 200 with ``capabilities: ["gzip-ingest"]`` (our preflight);
 * PostHog's ``/batch/`` and ``/i/...`` - 200 ``{"status": 1}`` (it wants exactly 200);
+* OTLP's ``/v1/traces`` and ``/v1/logs`` - 200 with an empty protobuf
+  ``Export*ServiceResponse`` (a full success);
 * any other request - 201 ``{"id": <n>}`` (REST creates need an ``id``).
 """
 
@@ -105,8 +107,11 @@ class DiscardSink:
                     await reader.readexactly(length)
                 self.requests += 1
                 self.body_bytes += length
+                ctype = b"application/json"
                 if method == b"GET" and path.startswith(b"/api/me"):
                     status, body = b"200 OK", _ME
+                elif path.startswith(b"/v1/"):
+                    status, body, ctype = b"200 OK", b"", b"application/x-protobuf"
                 elif path.startswith((b"/batch", b"/i/", b"/e/", b"/capture")):
                     status, body = b"200 OK", b'{"status":1}'
                 else:
@@ -114,7 +119,9 @@ class DiscardSink:
                 writer.write(
                     b"HTTP/1.1 "
                     + status
-                    + b"\r\nContent-Type: application/json\r\nContent-Length: "
+                    + b"\r\nContent-Type: "
+                    + ctype
+                    + b"\r\nContent-Length: "
                     + str(len(body)).encode()
                     + b"\r\n\r\n"
                     + body

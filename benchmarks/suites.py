@@ -569,6 +569,51 @@ def push(envs: dict[str, Env], quick: bool, n_rounds: int, log: Log) -> Suite:
     return suite
 
 
+# --- (8) OTLP export against the OpenTelemetry SDK doing the same work --------------------------
+def otlp(envs: dict[str, Env], quick: bool, n_rounds: int, log: Log) -> Suite:
+    """The same agent turns (message, tool, model call, reply; content captured) exported
+    over OTLP by us and by the OpenTelemetry SDK's BatchSpanProcessor + OTLP/HTTP exporter,
+    both gzip, to a discarding sink: CPU per item and items/s, each in its own process."""
+    suite = Suite("otlp")
+    convs, turns = (4, 10) if quick else (10, 500)
+    suite.params = {"conversations": convs, "turns": turns, "items_per_turn": 4}
+    with DiscardSink() as sink:
+        base = {"bench": "otlp", "conversations": convs, "turns": turns, "endpoint": sink.url}
+        subjects = [
+            _ours_subject(
+                "ours_otlp", "ours, otlp (protobuf)", lambda: dict(base, protocol="otlp")
+            ),
+            _ours_subject(
+                "ours_otlp_json",
+                "ours, otlp (JSON)",
+                lambda: dict(base, protocol="otlp", encoding="json"),
+            ),
+            _ours_subject(
+                "ours_ingest", "ours, ingest (same items)", lambda: dict(base, protocol="ingest")
+            ),
+        ]
+        env = _usable(envs, suite, "otel_otlp")
+        if env is not None:
+            subjects.append(
+                _peer_subject(
+                    env,
+                    "otel_otlp",
+                    "OpenTelemetry SDK: BatchSpanProcessor + OTLP/HTTP exporter",
+                    lambda: dict(base),
+                )
+            )
+        runs = rounds(suite, subjects, n_rounds, ["cpu_us_per_event", "events_per_s"], log)
+    if "otel_otlp" in runs:
+        for ours in ("ours_otlp", "ours_otlp_json", "ours_ingest"):
+            suite.ratios[f"otel_otlp/{ours}:cpu_us_per_event"] = paired_ratio(
+                runs["otel_otlp"], runs[ours], "cpu_us_per_event"
+            )
+            suite.ratios[f"{ours}/otel_otlp:events_per_s"] = paired_ratio(
+                runs[ours], runs["otel_otlp"], "events_per_s"
+            )
+    return suite
+
+
 SUITES = {
     "percall": percall,
     "e2e": e2e,
@@ -577,6 +622,7 @@ SUITES = {
     "scaling": scaling,
     "capacity": capacity,
     "push": push,
+    "otlp": otlp,
 }
 
 __all__ = ["SUITES", "Suite"]

@@ -33,7 +33,7 @@ from ._client import (
     warn_if_insecure,
 )
 from ._redaction import install_redaction, redact
-from ._retry import REJECTED, RetryFailure, is_success, send_with_retry
+from ._retry import REJECTED, RETRY_STATUSES, RetryFailure, is_success, send_with_retry
 
 logger = logging.getLogger("agentsight_async")
 
@@ -115,6 +115,9 @@ class HttpExporter(Exporter):
         sleep, clock: drive the retry policy (tests pass fakes).
     """
 
+    #: The statuses :meth:`post_bytes` retries (a protocol with other rules overrides it).
+    retry_statuses: frozenset[int] = RETRY_STATUSES
+
     def __init__(
         self,
         settings: Settings,
@@ -163,6 +166,7 @@ class HttpExporter(Exporter):
             sleep=self._sleep,
             clock=self._clock,
             delivery=True,
+            retry_statuses=self.retry_statuses,
         )
 
     def gave_up(self, route: str, failure: RetryFailure) -> Outcome:

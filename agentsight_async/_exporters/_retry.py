@@ -57,17 +57,18 @@ RETRIES_EXHAUSTED: Final = "retries_exhausted"
 REJECTED: Final = "rejected"
 
 
-def should_retry(outcome: int | BaseException) -> bool:
+def should_retry(outcome: int | BaseException, statuses: frozenset[int] = RETRY_STATUSES) -> bool:
     """Whether a status code or an exception raised by the transport deserves a retry.
 
     ``httpx.TransportError`` covers connect, read and write errors, every
     timeout (including waiting for a pooled connection) and
     ``RemoteProtocolError`` (the server closed the connection without an
     answer).  Anything else raised - an invalid URL, a bug - is not transient.
+    *statuses* are the retryable statuses (OTLP retries fewer than AgentSight).
     """
     if isinstance(outcome, BaseException):
         return isinstance(outcome, httpx.TransportError)
-    return outcome in RETRY_STATUSES
+    return outcome in statuses
 
 
 def is_success(status: int) -> bool:
@@ -200,6 +201,7 @@ async def send_with_retry(
     wall_clock: Callable[[], float] = time.time,
     rand: Callable[[], float] = random.random,
     delivery: bool = False,
+    retry_statuses: frozenset[int] = RETRY_STATUSES,
 ) -> httpx.Response | RetryFailure:
     """Call *send* until it answers something final, within *deadline*.
 
@@ -209,6 +211,8 @@ async def send_with_retry(
     so a retry is a replay.  ``stats.requests`` counts every attempt and
     ``stats.retried`` every retry.  No attempt starts at or after *deadline*
     (a ``time.monotonic()`` value, or whatever *clock* returns).
+    *retry_statuses* are the statuses worth another attempt (:data:`RETRY_STATUSES`
+    by default; every other status is final).
 
     With *delivery* (a request carrying tracked events, from an exporter):
     outages show while they last - a failed attempt sets ``last_error`` and,
@@ -245,7 +249,7 @@ async def send_with_retry(
             if is_success(status):
                 stats.attempt_succeeded(clock(), settings.flush_interval)
                 return
-            if not should_retry(status):
+            if not should_retry(status, retry_statuses):
                 return  # a final answer the caller classifies, not an outage
             if status == 429:
                 wait = requested_wait(outcome, throttle)
@@ -270,7 +274,7 @@ async def send_with_retry(
         if not isinstance(first, httpx.Response):
             raise TypeError(f"send() returned {type(first).__name__}, not an httpx.Response")
     observe(first)
-    if isinstance(first, httpx.Response) and not should_retry(first.status_code):
+    if isinstance(first, httpx.Response) and not should_retry(first.status_code, retry_statuses):
         return first
     replay = [first]
 
@@ -292,7 +296,9 @@ async def send_with_retry(
 
     def retry(rs: RetryCallState) -> bool:
         last = _last(rs)
-        return should_retry(last.status_code if isinstance(last, httpx.Response) else last)
+        return should_retry(
+            last.status_code if isinstance(last, httpx.Response) else last, retry_statuses
+        )
 
     def wait(rs: RetryCallState) -> float:
         nonlocal paused

@@ -16,6 +16,17 @@ from typing import Any
 #: The message every comparator tracks: a typical short chat line.
 MESSAGE = "Hello, I need help with my order #12345, it has not arrived yet."
 REPLY = "Sorry to hear that! Let me look up order #12345 for you right away."
+#: One agent turn of the OTLP benchmark, the same for us and for the OpenTelemetry SDK:
+#: the user's message, a tool call, a model call with its usage, the agent's reply.
+TOOL = "lookup_order"
+TOOL_ARGS = {"order_id": 12345, "include": ["status", "eta"]}
+TOOL_RESULT = "shipped; arrives tomorrow"
+TOOL_MS = 25.0
+MODEL = "gpt-4o-mini"
+PROVIDER = "openai"
+PROMPT_TOKENS = 812
+COMPLETION_TOKENS = 64
+ITEMS_PER_TURN = 4
 #: A well-formed dummy key (``ags_`` + 32 hex + ``_`` + 6 hex); our collector accepts any
 #: key it was started with, the sink accepts everything.
 DUMMY_KEY = "ags_0123456789abcdef0123456789abcdef_abcdef"

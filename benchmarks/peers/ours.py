@@ -217,6 +217,67 @@ def scaling(cfg: dict) -> dict:
     return asyncio.run(main())
 
 
+# --- OTLP export (the same turns the OpenTelemetry SDK peer sends) ---------------------------
+def otlp(cfg: dict) -> dict:
+    """Conversations of agent turns (message, tool, model call, reply) exported over ``otlp``
+    (or ``ingest``, for comparison) to a discarding sink: CPU per item and items/s, from
+    the first tracked item until flush confirms the last."""
+    convs, turns = cfg["conversations"], cfg["turns"]
+    items = convs * turns * c.ITEMS_PER_TURN
+
+    async def main() -> dict:
+        tracker = AsyncConversationTracker(
+            api_key=c.DUMMY_KEY,
+            endpoint=cfg["endpoint"],
+            protocol=cfg["protocol"],
+            otlp_encoding=cfg.get("encoding", "protobuf"),
+            otlp_capture_content=True,
+            max_queue_events=max(100_000, 2 * items),
+        )
+        total = c.PROMPT_TOKENS + c.COMPLETION_TOKENS
+
+        async def one(i: int) -> None:
+            async with tracker.conversation(f"conv-{i}", customer_id=f"customer-{i}"):
+                for _ in range(turns):
+                    await tracker.track_human_message(c.MESSAGE)
+                    await tracker.track_action(
+                        c.TOOL,
+                        duration_ms=c.TOOL_MS,
+                        tools_used=c.TOOL_ARGS,
+                        response=c.TOOL_RESULT,
+                    )
+                    await tracker.track_token_usage(
+                        c.PROMPT_TOKENS,
+                        c.COMPLETION_TOKENS,
+                        total,
+                        model=c.MODEL,
+                        system=c.PROVIDER,
+                    )
+                    await tracker.track_agent_message(c.REPLY)
+                    await asyncio.sleep(0)  # the conversations interleave, as concurrent chats do
+
+        async with tracker:
+            cpu0, t0 = time.process_time(), time.perf_counter()
+            await asyncio.gather(*(one(i) for i in range(convs)))
+            flushed = await tracker.flush(600)
+            elapsed = time.perf_counter() - t0
+            cpu = time.process_time() - cpu0
+            stats = tracker.stats()
+        return {
+            "items": items,
+            "elapsed_s": elapsed,
+            "cpu_s": cpu,
+            "events_per_s": items / elapsed,
+            "cpu_us_per_event": cpu / items * 1e6,
+            "flushed": bool(flushed),
+            "delivered": stats["delivered"],
+            "dropped": stats["dropped_total"],
+            "requests": stats["requests"],
+        }
+
+    return asyncio.run(main())
+
+
 # --- event-loop lag ------------------------------------------------------------------------------
 def lag(cfg: dict) -> dict:
     """A probe task sleeps 1 ms in a loop and records how late it wakes.
@@ -366,6 +427,7 @@ BENCHES = {
     "scaling": scaling,
     "lag": lag,
     "memory": memory,
+    "otlp": otlp,
 }
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ def test_every_registered_class_is_where_the_table_says() -> None:
         assert isinstance(getattr(importlib.import_module(module), name), type), target
 
 
-@pytest.mark.parametrize("bad", ["otlp", "", "INGESTX", 3])
+@pytest.mark.parametrize("bad", ["grpc", "", "INGESTX", 3])
 def test_unknown_protocol_is_a_configuration_error_naming_the_variable(bad: object) -> None:
     with pytest.raises(ConfigurationError) as info:
         load_settings(protocol=bad, _env_file=None)
@@ -69,5 +69,14 @@ def test_only_the_chosen_exporter_module_is_imported() -> None:
     ).stdout
     loaded = json.loads(out)
     assert "agentsight_async._exporters._memory" in loaded
-    for other in ("_ingest", "_rest", "_sqlite", "_spans", "_http", "_client"):
+    for other in (
+        "_ingest",
+        "_rest",
+        "_otlp",
+        "_otlp_wire",
+        "_sqlite",
+        "_spans",
+        "_http",
+        "_client",
+    ):
         assert f"agentsight_async._exporters.{other}" not in loaded, loaded
