@@ -323,7 +323,7 @@ async def test_outage_longer_than_budget_drops_counted_then_recovers(
 async def test_collector_sigkilled_and_restarted_mid_stream(
     protocol: str, collector_process: Callable[[], CollectorProcess]
 ) -> None:
-    proc = collector_process()
+    proc = await asyncio.to_thread(collector_process)  # starting it waits: not in the loop
     kills = size(1, 3)
     conversations = size(10, 40)
     per_conversation = size(30, 60)

@@ -35,7 +35,7 @@ async def test_soak_memory_flat_nothing_lost(
 ) -> None:
     total = size(50_000, 1_000_000)
     conversations = size(1_000, 10_000)
-    proc = collector_process()
+    proc = await asyncio.to_thread(collector_process)  # starting it waits: not in the loop
     assert proc.proc is not None
     server = psutil.Process(proc.proc.pid)
     tracker = AsyncConversationTracker(
