@@ -23,15 +23,16 @@ same bytes, parsed, to the local store.  Decisions worth knowing:
   describes the files (name, size, type) and says ``mode=base64`` when the
   bytes were uploaded first (see :mod:`._uploads`).  A message's own files get
   a second span one microsecond after the message, with a derived id.
-* **One encoder.**  :class:`BlockEncoder` builds each span as a dict - the
-  readable mapping below, one method per event kind - and serialises the
-  payload with one ``orjson.dumps``.  What every span of a block shares, the
-  ``otel`` object, is serialised once per block as an ``orjson.Fragment``.
-  500 short messages cost ~2.7 µs each here, a mix of every kind ~4.1 µs,
-  against ~4.3 and ~8.7 µs for the former hand-written JSON template (same
-  machine and Python; ``python -m benchmarks.time_encoder``).  Merging the
-  pre-serialised conversation attributes into each span's attribute object as
-  a fragment measured no faster than the dict merge, so attributes stay dicts.
+* **One encoder.**  :class:`BlockEncoder` has one method per event kind -
+  the readable mapping - and the payload is serialised with one
+  ``orjson.dumps``.  Each kind has one encoding: the rarer kinds build their
+  span as a dict; a message - the bulk of every conversation - writes its
+  span's JSON directly, from parts serialised once per block and ``orjson``
+  for every user value (tests decode both).  What every span of a block
+  shares, the ``otel`` object, is serialised once per block as an
+  ``orjson.Fragment``.  500 short messages cost ~2.0 µs each here (~2.8 µs
+  as dicts, ~4.3 µs with the former pydantic-core template), a mix of every
+  kind ~3.8 µs (same machine and Python; ``python -m benchmarks.time_encoder``).
 """
 
 from __future__ import annotations
@@ -228,12 +229,21 @@ class BlockEncoder:
             fields["metadata"] = orjson.Fragment(attrs["agentsight.conversation.metadata"])
         self._head: dict[str, Any] = {"conversation_id": conv.conversation_id, **fields}
         self._otel_dict = otel
-        self._otel = orjson.Fragment(orjson.dumps(otel))
+        otel_json = orjson.dumps(otel)
+        self._otel = orjson.Fragment(otel_json)
+        # A message span is written straight to JSON (see _message): what its spans
+        # share in this block is serialised once, here.
+        self._turn_attrs = orjson.dumps(attrs)[:-1] + (
+            b',"agentsight.span.kind":"turn","agentsight.entity.name":"message",'
+            b'"agentsight.turn.id":"'
+        )
+        self._otel_tail = b'}}],"otel":' + otel_json + b"}"
         self._uploaded = uploaded
         #: (span id, trace id) of the latest message turn: tool and LLM spans join it.
         self._turn: tuple[str, str] | None = None
-        #: (start microsecond, span) in tracking order; sorted by :meth:`finish`.
-        self._spans: list[tuple[int, dict[str, Any]]] = []
+        #: (start microsecond, span - a dict, or a message's JSON) in tracking order;
+        #: sorted by :meth:`finish`.
+        self._spans: list[tuple[int, dict[str, Any] | orjson.Fragment]] = []
 
     @property
     def span_count(self) -> int:
@@ -323,25 +333,53 @@ class BlockEncoder:
         return tsid, trace, {"agentsight.turn.id": tsid}
 
     def _message(self, ev: Event, uploaded: bool) -> None:
-        """A complete ``turn`` named ``message`` holding one ``agentsight.message`` event."""
+        """A complete ``turn`` named ``message`` holding one ``agentsight.message`` event.
+
+        The bulk of every conversation, so it is written straight to JSON: the
+        span's fixed parts and what the block's spans share are bytes already,
+        and every value that comes from the user goes through ``orjson.dumps``
+        (its escaping is the serialiser's own).  The span is what the other kinds
+        build as a dict (``_span``) - same keys, same order; the tests decode it.
+        """
         data = ev.data
         sid = span_id(ev)
         ts = ev.ts_ns
         trace = trace_id_for(ts, sid)
         self._turn = (sid, trace)
         sender = data.get("sender") or ("end_user" if ev.kind == ev_mod.QUESTION else "agent")
-        message: dict[str, Any] = {
-            "agentsight.message.sender": sender,
-            "agentsight.message.content": data.get("content", ""),
-        }
-        if data.get("metadata"):
-            message["agentsight.message.metadata"] = dumps_attr(data["metadata"])
-        event = {"name": "agentsight.message", "timestamp": "", "attributes": message}
-        turn = {"agentsight.turn.id": sid, "agentsight.turn.complete": True}
-        # the message happens when its turn starts
-        event["timestamp"] = self._span(
-            sid, trace, "turn", "message", ts, ts, turn, status="ok", events=[event]
+        metadata = data.get("metadata")
+        extra = (
+            b',"agentsight.message.metadata":' + orjson.dumps(dumps_attr(metadata))
+            if metadata
+            else b""
         )
+        iso = iso_utc(ts).encode()
+        sid_b = sid.encode()
+        span = b"".join(
+            (
+                b'{"span_id":"',
+                sid_b,
+                b'","trace_id":"',
+                trace.encode(),
+                b'","parent_span_id":null,"kind":"turn","name":"message","started_at":"',
+                iso,
+                b'","ended_at":"',
+                iso,
+                b'","duration_ms":0.0,"status":"ok","attributes":',
+                self._turn_attrs,
+                sid_b,
+                b'","agentsight.turn.complete":true},"events":[{"name":"agentsight.message",'
+                b'"timestamp":"',
+                iso,
+                b'","attributes":{"agentsight.message.sender":',
+                orjson.dumps(sender),
+                b',"agentsight.message.content":',
+                orjson.dumps(data.get("content", "")),
+                extra,
+                self._otel_tail,
+            )
+        )
+        self._spans.append((ts // 1000, orjson.Fragment(span)))
         if data.get("attachments") and uploaded:
             # its files: a span of their own one microsecond later, so transcripts list it second
             asid = derived_span_id(sid, "attachments")
@@ -471,7 +509,7 @@ class BlockEncoder:
     }
 
 
-def _start_us(entry: tuple[int, dict[str, Any]]) -> int:
+def _start_us(entry: tuple[int, Any]) -> int:
     return entry[0]
 
 
