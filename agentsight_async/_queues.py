@@ -27,6 +27,7 @@ from collections import OrderedDict, deque
 from collections.abc import Iterator
 from typing import Any
 
+from . import _events
 from ._events import (
     ANSWER,
     CONVERSATION,
@@ -37,7 +38,6 @@ from ._events import (
     Event,
     FlushResult,
     Outcome,
-    next_seq,
 )
 from ._stats import WITHHELD, Stats
 
@@ -297,6 +297,9 @@ class Queues:
         spooling = self.spooling
         processing = self.processing
         total = 0
+        # Looked up per drain, not imported: a forked child gets a counter of its own
+        # (_events rebinds next_seq there), and its ids must not repeat the parent's.
+        next_seq = _events.next_seq
         for _ in range(count):
             kind, cid, ts_ns, payload, size = inbox.popleft()
             if type(payload) is str:  # a plain message's text (inline: once per event)
@@ -324,7 +327,7 @@ class Queues:
         # Ids are taken here, under the lock, in queue order: they follow tracking
         # order even for inbox items created before a later locked append.
         if not replayed:
-            ev.seq = next_seq()
+            ev.seq = _events.next_seq()
         stats = self.stats
         cid = ev.conversation_id
         conv = self.convs.get(cid)

@@ -263,3 +263,39 @@ async def test_await_waits_for_room_while_sync_calls_drop() -> None:
         sync.track_human_message(f"s{i}", conversation_id="bp")
     assert sync.stats()["dropped"]["queue_full"] == 30  # never blocks: drops and counts
     sync.close()
+
+
+def test_a_forked_child_takes_ids_of_its_own() -> None:
+    """Workers forked after import (gunicorn, Celery) must not repeat the parent's ids:
+    a server that dedupes by event id would drop one of two colliding events."""
+    import os
+
+    from agentsight_async._queues import Queues
+    from agentsight_async._stats import Stats
+
+    def seqs(n: int) -> list[int]:
+        q = Queues(Stats(), batch_size=500, batch_bytes=1 << 20, max_events=10**6,
+                   max_bytes=1 << 30)
+        for i in range(n):
+            q.push("question", "c", i, "x", 161)
+        with q.locked():
+            pass
+        return [ev.seq for ev in q.convs["c"].pending]
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its ids, as text, then exit at once
+        try:
+            os.write(write, ",".join(map(str, seqs(50))).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    parent = seqs(50)
+    chunks = []
+    while chunk := os.read(read, 65536):
+        chunks.append(chunk)
+    os.close(read)
+    os.waitpid(pid, 0)
+    child = [int(s) for s in b"".join(chunks).decode().split(",")]
+    assert len(child) == 50
+    assert not set(parent) & set(child)
