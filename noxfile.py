@@ -30,6 +30,17 @@ TEST_DEPS = [
     "psutil",
     "python-dotenv",
     "fastapi",
+    # The documentation's recipes run for real (tests/core/test_docs.py): each framework,
+    # server and worker they use, a Jupyter kernel, and the Prometheus client.
+    "django",
+    "flask",
+    "celery",
+    "gunicorn",
+    "discord.py",
+    "prometheus-client",
+    "nbclient",
+    "nbformat",
+    "ipykernel",
 ]
 #: The libraries automatic capture instruments, for its tests (tests/integrations).  The
 #: framework packages pin openai below 3, so this set tests openai 2.x with the frameworks;
