@@ -122,7 +122,13 @@ class AgentSightRecorder:
         return self.tracker.aio
 
     def watch(self, tracker: ConversationTracker) -> None:
-        """Flush *tracker* too before every read (one that sends to :attr:`endpoint`)."""
+        """Flush *tracker* too before every read.
+
+        Args:
+            tracker: another tracker that sends to :attr:`endpoint` (the
+                ``agentsight_conversation_tracker`` fixture registers the module-level
+                one).
+        """
         if tracker not in self._trackers:
             self._trackers.append(tracker)
 
@@ -168,7 +174,11 @@ class AgentSightRecorder:
         ]
 
     def conversations(self) -> list[str]:
-        """The ids of the conversations that recorded anything, in first-seen order."""
+        """The ids of the conversations that recorded anything.
+
+        Returns:
+            Conversation ids, in the order they were first seen.
+        """
         return list(dict.fromkeys(r["conversation_id"] for r in self.records()))
 
     def messages(self, conversation_id: str | None = None) -> list[tuple[str, str]]:
@@ -263,7 +273,13 @@ class AgentSightRecorder:
         content: str | re.Pattern[str] | None = None,
         **fields: Match,
     ) -> None:
-        """Assert that no recorded event matches (the arguments of :meth:`find`).
+        """Assert that no recorded event matches.
+
+        Args:
+            kind: the event kind (``"human_message"``, ``"action"`` ...).
+            conversation_id: the conversation.
+            content: the message text (``str``: equal; ``re.Pattern``: searched).
+            **fields: other ``data`` fields that must match (``action_name="search"``).
 
         Raises:
             AssertionError: when one did; the message lists the matches.
@@ -279,19 +295,28 @@ class AgentSightRecorder:
 
         Args:
             conversation_id: only this conversation.
+
+        Returns:
+            Lines of ``conversation  kind  'content'``, or ``(nothing)``.
         """
         lines = [describe(r) for r in self.records(conversation_id=conversation_id)]
         return "\n".join(lines) if lines else "(nothing)"
 
     def clear(self) -> None:
-        """Flush, then forget everything recorded so far (for a test in several phases)."""
+        """Flush, then forget everything recorded so far.
+
+        For a test in several phases: what follows is checked on its own.
+        """
         self.flush()
         clear_recorded(self.endpoint)
 
 
 @pytest.fixture
 def agentsight_endpoint(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A ``memory://`` URL of this test's own; what was recorded there is forgotten after."""
+    """A ``memory://`` URL of this test's own.
+
+    What was recorded there is forgotten after the test.
+    """
     url = f"memory://pytest/{next(_numbers)}/{request.node.nodeid}"
     try:
         yield url
@@ -304,6 +329,8 @@ def agentsight_tracker(agentsight_endpoint: str) -> Iterator[ConversationTracker
     """A :class:`~agentsight_async.ConversationTracker` on this test's ``memory://`` endpoint.
 
     It has no current conversation at the start and is closed after the test.
+    Other ``AGENTSIGHT_*`` settings of the environment still apply (redaction,
+    sampling ...); ``AGENTSIGHT_ENABLED`` does not turn it off.
     """
     tracker = ConversationTracker(endpoint=agentsight_endpoint, enabled=True)
     try:
@@ -327,7 +354,11 @@ def agentsight_async_tracker(agentsight_tracker: ConversationTracker) -> AsyncCo
 def agentsight(
     agentsight_endpoint: str, agentsight_tracker: ConversationTracker
 ) -> AgentSightRecorder:
-    """The test's tracker and assertions over what it recorded (an :class:`AgentSightRecorder`)."""
+    """The test's tracker, and assertions over what it recorded.
+
+    An :class:`AgentSightRecorder` whose ``.tracker`` sends to the test's own
+    ``memory://`` endpoint; ``.aio`` is the async tracker over the same queues.
+    """
     return AgentSightRecorder(agentsight_endpoint, agentsight_tracker)
 
 

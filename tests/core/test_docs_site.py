@@ -29,34 +29,44 @@ PUBLIC_MODULES = (
 DIRECTIVE = re.compile(r"^::: ([\w.]+)", re.M)
 
 
+def _entries(text: str) -> dict[str, list[str]]:
+    """The generated reference as ``{heading: [its non-empty lines]}``."""
+    entries: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("#### "):
+            current = entries.setdefault(line[5:].strip("`"), [])
+        elif line.startswith("#"):
+            current = []
+        elif line.strip():
+            current.append(line)
+    return entries
+
+
 def test_the_configuration_page_lists_every_setting() -> None:
     page = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
     assert mkdocs_hooks.SETTINGS_MARKER in page
-    table = mkdocs_hooks.settings_reference()
+    entries = _entries(mkdocs_hooks.settings_reference())
+    assert len(entries) == len(Settings.model_fields)
     for name, field in Settings.model_fields.items():
-        row = next(
-            (
-                line
-                for line in table.splitlines()
-                if line.startswith(f"| `AGENTSIGHT_{name.upper()}`")
-            ),
-            None,
-        )
-        assert row is not None, f"{name} is not in the configuration reference"
-        cells = [c.strip() for c in row.strip("|").split(" | ")]
-        assert cells[1] == f"`{name}`"
-        assert cells[2], f"{name}: no type"
-        assert cells[3], f"{name}: no default"
+        entry = entries.get(f"AGENTSIGHT_{name.upper()}")
+        assert entry is not None, f"{name} is not in the configuration reference"
+        facts, *description = entry
+        assert facts.startswith(f"argument `{name}` · "), facts
+        assert " · default `" in facts, f"{name}: no default"
         assert field.description, f"Settings.{name} has no description for the reference"
-        assert field.description.split()[0] in cells[4], f"{name}: description not shown"
+        assert description == [field.description.strip()], name
 
 
-def test_the_generated_table_knows_defaults_and_bounds() -> None:
-    table = mkdocs_hooks.settings_reference()
-    assert "| `AGENTSIGHT_FLUSH_INTERVAL` | `flush_interval` | float | `1.0` |" in table
-    assert "Allowed: > 0, <= 3600." in table
-    assert "`67108864 (64 MiB)`" in table
-    assert r"| `AGENTSIGHT_API_KEY` | `api_key` | str (secret) \| None | `unset` |" in table
+def test_the_generated_reference_knows_types_defaults_and_bounds() -> None:
+    entries = _entries(mkdocs_hooks.settings_reference())
+    assert entries["AGENTSIGHT_FLUSH_INTERVAL"][0] == (
+        "argument `flush_interval` · float · default `1.0` · allowed > 0, <= 3600"
+    )
+    assert "default `67108864 (64 MiB)`" in entries["AGENTSIGHT_MAX_QUEUE_BYTES"][0]
+    assert entries["AGENTSIGHT_API_KEY"][0] == (
+        "argument `api_key` · str (secret) | None · default `unset`"
+    )
 
 
 def _documented() -> dict[str, Any]:
