@@ -87,7 +87,7 @@ def test_every_python_block_is_found() -> None:
             if lang not in PYTHON_LANGS and lang.startswith("py"):
                 missed.append(f"{name}: ```{lang} {code[:40]!r}")
     assert missed == []
-    assert len(ALL) > 20
+    assert len(ALL) >= 60  # README.md and docs/ held 62 when this was written
 
 
 def test_every_recipe_runner_has_its_block() -> None:
