@@ -15,7 +15,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "tests", "integrations"]
+nox.options.sessions = ["lint", "typecheck", "tests", "integrations", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_external_run = False
 
@@ -30,6 +30,17 @@ TEST_DEPS = [
     "psutil",
     "python-dotenv",
     "fastapi",
+    # The documentation's recipes run for real (tests/core/test_docs.py): each framework,
+    # server and worker they use, a Jupyter kernel, and the Prometheus client.
+    "django",
+    "flask",
+    "celery",
+    "gunicorn",
+    "discord.py",
+    "prometheus-client",
+    "nbclient",
+    "nbformat",
+    "ipykernel",
 ]
 #: The libraries automatic capture instruments, for its tests (tests/integrations).  The
 #: framework packages pin openai below 3, so this set tests openai 2.x with the frameworks;
@@ -44,6 +55,8 @@ INTEGRATION_DEPS = [
 ]
 #: tests/otlp: the real OpenTelemetry SDK and its OTLP/HTTP exporter, sending to our collector.
 OTEL_TEST_DEPS = ["opentelemetry-sdk>=1.27", "opentelemetry-exporter-otlp-proto-http>=1.27"]
+#: The documentation site: MkDocs 1.x with Material, the API reference by mkdocstrings.
+DOCS_DEPS = ["mkdocs>=1.6,<2", "mkdocs-material>=9.5", "mkdocstrings-python>=1.10"]
 PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 #: The tests session fails below this line coverage of the SDK (it printed 92 % when set).
 COVERAGE_FLOOR = 90
@@ -107,6 +120,22 @@ def typecheck(session: nox.Session) -> None:
     # types-protobuf: the generated OTLP message stubs import google.protobuf's types.
     session.install("-e", ".[collector,otlp,push]", "mypy", "types-protobuf")
     session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """The documentation site (``build/site``), built offline with ``--strict``.
+
+    Every warning fails the build: a broken link or anchor, a page left out of the
+    navigation, a docstring the reference cannot parse.  The configuration reference
+    is generated from ``Settings`` by ``tools/mkdocs_hooks.py``.  ``-- serve`` serves it.
+    """
+    session.install("-e", ".", *DOCS_DEPS)
+    env = {"NO_MKDOCS_2_WARNING": "1"}  # Material's banner about MkDocs 2, not a warning of ours
+    if session.posargs[:1] == ["serve"]:
+        session.run("mkdocs", "serve", *session.posargs[1:], env=env)
+        return
+    session.run("mkdocs", "build", "--strict", *session.posargs, env=env)
 
 
 @nox.session(python=PYTHON)

@@ -174,26 +174,59 @@ class Settings(BaseSettings):
     conversation_id: str | None = Field(
         default=None, description="Default conversation for code that never sets one."
     )
-    app_url: str = "https://app.agentsight.io"
+    app_url: str = Field(
+        default="https://app.agentsight.io",
+        description="The AgentSight web app, as the original SDK's settings named it (no "
+        "request is made to it).",
+    )
 
     # --- transport -------------------------------------------------------------
     protocol: Protocol = Field(
         default="ingest",
         description="Wire format for http(s) endpoints: " + ", ".join(HTTP_PROTOCOLS),
     )
-    enabled: bool = True
-    request_timeout: float = Field(default=15.0, gt=0, le=600)
-    verify_tls: bool = True
+    enabled: bool = Field(
+        default=True,
+        description="false turns every call into a quiet no-op: nothing is queued or sent.",
+    )
+    request_timeout: float = Field(
+        default=15.0, gt=0, le=600, description="Seconds one HTTP request may take."
+    )
+    verify_tls: bool = Field(
+        default=True, description="Verify the server's TLS certificate (turn off only for tests)."
+    )
     max_concurrency: int = Field(
         default=8, ge=1, le=256, description="Requests in flight at once (REST chains, batches)."
     )
 
     # --- delivery knobs -------------------------------------------------------
-    flush_interval: float = Field(default=1.0, gt=0, le=3600)
-    batch_size: int = Field(default=500, ge=1, le=100_000)
-    batch_bytes: int = Field(default=1 << 20, ge=1024, le=64 << 20)
-    max_queue_events: int = Field(default=100_000, ge=1)
-    max_queue_bytes: int = Field(default=64 << 20, ge=1024)
+    flush_interval: float = Field(
+        default=1.0,
+        gt=0,
+        le=3600,
+        description="Seconds between background flushes (widened while AgentSight throttles).",
+    )
+    batch_size: int = Field(
+        default=500, ge=1, le=100_000, description="Most events in one request."
+    )
+    batch_bytes: int = Field(
+        default=1 << 20,
+        ge=1024,
+        le=64 << 20,
+        description="Most JSON bytes in one request; a larger single event goes alone.",
+    )
+    max_queue_events: int = Field(
+        default=100_000,
+        ge=1,
+        description="Most events queued or in flight; beyond it new events are dropped "
+        "(queue_full).",
+    )
+    max_queue_bytes: int = Field(
+        default=64 << 20,
+        ge=1024,
+        description="Most memory (estimated) that queued events may take; beyond it new "
+        "events are dropped (queue_full).",
+    )
     backpressure_timeout: float = Field(
         default=0.0, ge=0, le=600, description="How long `await track_*` may wait for room."
     )
@@ -203,11 +236,33 @@ class Settings(BaseSettings):
         le=86_400,
         description="Seconds from a batch's first attempt after which no new attempt starts.",
     )
-    retry_after_cap: float = Field(default=30.0, ge=0, le=3600)
-    shutdown_timeout: float = Field(default=5.0, ge=0, le=3600)
-    max_attachment_bytes: int = Field(default=20 << 20, ge=1)
-    max_message_chars: int = Field(default=1_000_000, ge=1)
-    spool_dir: str | None = None
+    retry_after_cap: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="Longest Retry-After honoured, in seconds; a longer one is cut to this.",
+    )
+    shutdown_timeout: float = Field(
+        default=5.0,
+        ge=0,
+        le=3600,
+        description="Seconds close() and the interpreter's exit give the flush.",
+    )
+    max_attachment_bytes: int = Field(
+        default=20 << 20,
+        ge=1,
+        description="Most decoded bytes of the files of one call (they travel in one request).",
+    )
+    max_message_chars: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Longest message, action response or error text, in characters.",
+    )
+    spool_dir: str | None = Field(
+        default=None,
+        description="A directory for the durable spool: queued events survive a crash and are "
+        "delivered by the next process that uses it.",
+    )
 
     # --- automatic capture (off by default: see docs/integrations) --------------
     instrument: str | None = Field(
@@ -408,6 +463,7 @@ class Settings(BaseSettings):
     # --- derived -----------------------------------------------------------------
     @property
     def scheme(self) -> str:
+        """The exporter family the endpoint selects: ``http``, ``sqlite`` or ``memory``."""
         return endpoint_scheme(self.api_endpoint)
 
     @property

@@ -225,6 +225,17 @@ def task(fn: F | None = None, /, **options: Any) -> Any:
     """Like :func:`tool` (same options), for a step of the agent's own work.
 
     Its actions carry the metadata ``{"kind": "task"}``.
+
+    Args:
+        fn: the function (when used without parentheses).
+        **options: ``name=``, ``capture_args=``, ``capture_result=`` and
+            ``tracker=``, as for :func:`tool`.
+
+    Returns:
+        The wrapped function (or a decorator, when called with options only).
+
+    Raises:
+        TypeError: for something that is not a plain or async function.
     """
     return decorate(fn, "task", **options)
 

@@ -141,10 +141,12 @@ class Event:
 
     @property
     def result_type(self) -> str:
+        """The ``type`` that ``send_tracked_data()`` reports (token usage: ``action``)."""
         return RESULT_TYPE[self.kind]
 
     @property
     def timestamp(self) -> str:
+        """The tracking time, ISO-8601 UTC with microseconds (``...T10:35:20.614093+00:00``)."""
         return iso_utc(self.ts_ns)
 
 
@@ -191,12 +193,17 @@ class ConversationBatch:
 
 @dataclass(slots=True)
 class Batch:
-    """Events of one or more conversations, each conversation's in tracking order."""
+    """Events of one or more conversations, each conversation's in tracking order.
+
+    What the flusher hands :meth:`Exporter.export`: a conversation appears once
+    per batch, and is in at most one batch in flight.
+    """
 
     conversations: list[ConversationBatch]
 
     @property
     def event_count(self) -> int:
+        """How many events the batch holds, over all its conversations."""
         return sum(len(c.events) for c in self.conversations)
 
 
@@ -243,6 +250,7 @@ class FlushResult:
 
     @property
     def dropped_total(self) -> int:
+        """How many events were dropped, whatever the reason (the sum of ``dropped``)."""
         return sum(self.dropped.values())
 
     def __bool__(self) -> bool:

@@ -42,15 +42,29 @@ from typing import Any
 
 
 class AgentSightError(Exception):
-    """Base class of every exception this package raises."""
+    """Base class of every exception this package raises.
+
+    ``except AgentSightError`` catches them all; nothing raised in the background
+    reaches your code (delivery failures go to ``on_error``).
+    """
 
 
 class ConfigurationError(AgentSightError, ValueError):
-    """A setting (constructor argument or ``AGENTSIGHT_*`` variable) is invalid."""
+    """A setting (constructor argument or ``AGENTSIGHT_*`` variable) is invalid.
+
+    Raised when a tracker or API client is built, or by ``configure()``; the
+    message names the variable (``AGENTSIGHT_FLUSH_INTERVAL: ...``) and never
+    shows the API key. Also a ``ValueError``.
+    """
 
 
 class NoApiKeyException(ConfigurationError):
-    """An API key was required (e.g. ``configure(api_key=None)``) and is missing."""
+    """An API key was required and is missing.
+
+    Raised by the explicit delivery calls (``send_tracked_data()``, ``flush()``,
+    ``initialize_conversation()``) of a tracker that a missing key disabled, by
+    ``configure(api_key=None)``, and by API clients built without a key.
+    """
 
     def __init__(
         self,
@@ -84,19 +98,36 @@ class ConversationTrackingException(AgentSightError):
 
 
 class InvalidConversationDataException(ConversationTrackingException, ValueError):
-    """Invalid conversation, action or button data."""
+    """Invalid conversation, action, button or token-usage data.
+
+    Raised at the call site, before anything is queued; the message starts with
+    the argument's name. Also a ``ValueError``.
+    """
 
 
 class InvalidQuestionDataException(ConversationTrackingException, ValueError):
-    """Invalid user (human) message."""
+    """Invalid user (human) message: empty, blank, too long, not text, bad metadata.
+
+    Raised by ``track_human_message()`` before anything is queued. Also a
+    ``ValueError``.
+    """
 
 
 class InvalidAnswerDataException(ConversationTrackingException, ValueError):
-    """Invalid agent message."""
+    """Invalid agent message: empty, blank, too long, not text, bad metadata.
+
+    Raised by ``track_agent_message()`` before anything is queued. Also a
+    ``ValueError``.
+    """
 
 
 class InvalidAttachmentException(ConversationTrackingException, ValueError):
-    """Invalid attachment list, attachment entry or attachment mode."""
+    """Invalid attachment list, attachment entry or attachment mode.
+
+    Also raised when the files of one call exceed ``max_attachment_bytes``. Also
+    a ``ValueError`` (the original raised a plain ``ValueError`` for an unknown
+    mode).
+    """
 
 
 class ConversationApiException(ConversationTrackingException):
@@ -115,14 +146,20 @@ class ConversationApiException(ConversationTrackingException):
 
 
 class NotFoundException(ConversationApiException):
-    """The backend answered 404: the conversation (or other resource) does not exist."""
+    """The backend answered 404: the conversation (or other resource) does not exist.
+
+    Raised by the reading and managing clients; ``status_code`` is 404.
+    """
 
     def __init__(self, message: str = "Resource not found", response_data: Any = None) -> None:
         super().__init__(message, 404, response_data)
 
 
 class UnauthorizedException(ConversationApiException):
-    """The backend answered 401: the API key is missing, wrong, or its subscription inactive."""
+    """The backend answered 401: the API key is missing, wrong, or its subscription inactive.
+
+    Raised by the reading and managing clients; ``status_code`` is 401.
+    """
 
     def __init__(
         self, message: str = "Unauthorized - invalid or missing API key", response_data: Any = None
@@ -131,7 +168,10 @@ class UnauthorizedException(ConversationApiException):
 
 
 class ForbiddenException(ConversationApiException):
-    """The backend answered 403: the key may not do this (e.g. a ``read`` key writing)."""
+    """The backend answered 403: the key may not do this (e.g. a ``read`` key writing).
+
+    Raised by the reading and managing clients; ``status_code`` is 403.
+    """
 
     def __init__(
         self,
@@ -172,36 +212,60 @@ class ApiServerException(ConversationApiException):
 
 
 class ConversationNetworkException(ConversationTrackingException):
-    """A blocking call could not reach the backend (or got no answer in time)."""
+    """A blocking call could not reach the backend, or got no answer in time.
+
+    Raised by ``initialize_conversation()`` and by the reading and managing
+    clients; never by ``track_*`` calls.
+    """
 
 
 class MissingConversationIdException(AgentSightError, ValueError):
-    """``conversation_id`` is missing or blank."""
+    """There is no conversation to use: ``conversation_id`` is missing or blank.
+
+    Raised at the call site when a call names no conversation and none can be
+    inferred without guessing (see the conversation rule), or when an id is
+    empty. Also a ``ValueError``.
+    """
 
     def __init__(self, message: str = "conversation_id: must be a non-blank string") -> None:
         super().__init__(message)
 
 
 class NoConversationIdException(MissingConversationIdException):
-    """Kept for the original SDK's name; same meaning as its parent."""
+    """Kept for the original SDK's name; same meaning as its parent.
+
+    Never raised by this SDK (it raises :class:`MissingConversationIdException`,
+    the parent); importable for code written against the original.
+    """
 
 
 class NoDataToSendException(AgentSightError):
-    """``send_tracked_data()`` found nothing tracked for the conversation."""
+    """``send_tracked_data()`` found nothing tracked for the conversation since its last call.
+
+    As the original raised it; with tracking disabled the call returns an empty
+    report instead.
+    """
 
     def __init__(self, message: str = "No tracked data found for conversation.") -> None:
         super().__init__(message)
 
 
 class AgentSightApiJwtExpiredException(AgentSightError):
-    """Kept for the original package's name; this SDK authenticates with API keys only."""
+    """Kept for the original package's name; this SDK authenticates with API keys only.
+
+    Never raised; importable so that code written for the original keeps working.
+    """
 
     def __init__(self, message: str = "JWT token has expired") -> None:
         super().__init__(message)
 
 
 class AgentSightClientNotInitializedException(AgentSightError, RuntimeError):
-    """Kept for the original package's name: a client was used before it was set up."""
+    """Kept for the original package's name: a client was used before it was set up.
+
+    Never raised by this SDK (clients set themselves up on first use); importable
+    for code written against the original. Also a ``RuntimeError``.
+    """
 
     def __init__(
         self, message: str = "AgentSight client must be initialized before using this feature"

@@ -49,18 +49,42 @@ logger = logging.getLogger("agentsight_async")
 
 
 class ConversationTracker(BaseTracker):
-    """The documented blocking tracker; every original call works unchanged.
+    """The documented blocking tracker; every call of the original works unchanged.
 
     ``conversation_tracker`` (module level) is the ready-made instance the
-    original documentation uses.  Create your own to pass settings
-    explicitly: ``ConversationTracker(api_key=..., endpoint=...)``; invalid
-    settings raise :class:`ConfigurationError` there.  The module-level
-    instance reads the environment on first use instead and, if that fails,
-    logs the error once and disables itself - importing and tracking never
-    raise because of configuration.
+    original documentation uses. Create your own to pass settings explicitly:
+    ``ConversationTracker(api_key=..., endpoint=...)``. The tracking calls
+    return at once from any thread; the explicit delivery calls
+    (:meth:`send_tracked_data`, :meth:`flush`, :meth:`close`,
+    :meth:`initialize_conversation`, :meth:`configure`) block until their work
+    is done or their deadline passes, also from inside a running event loop.
+    Delivery runs on a private event loop in a daemon thread.
 
-    :attr:`aio` is the :class:`AsyncConversationTracker` underneath, for
-    ``await`` calls that share this tracker's queues.
+    :attr:`aio` is the :class:`AsyncConversationTracker` over the same queues,
+    for ``await`` calls.
+
+    Args:
+        api_key: the AgentSight API key; default ``AGENTSIGHT_API_KEY``. Not
+            needed for a local endpoint.
+        conversation_id: a default conversation (``AGENTSIGHT_CONVERSATION_ID``).
+        endpoint: where events go (``https://...``, ``sqlite:///path``,
+            ``memory://name``); default ``AGENTSIGHT_API_ENDPOINT``.
+        log_level: the level of the ``agentsight_async`` logger.
+        on_error: ``on_error(exc, context)``, called once per batch that lost
+            events.
+        transport: an ``httpx.AsyncBaseTransport`` for the HTTP exporters.
+        before_send: a hook called with each event before it is sent (see
+            :class:`AsyncConversationTracker`).
+        lazy: build the pipeline on first use instead of now: configuration
+            errors are then logged and disable tracking instead of raising, and
+            a tracker created before a fork starts in the child (the module-level
+            instance is lazy).
+        **overrides: any other :class:`Settings` field, over ``AGENTSIGHT_*`` and
+            ``.env``.
+
+    Raises:
+        ConfigurationError: a setting is invalid (unless *lazy*).
+        InvalidApiKeyException: the API key is malformed (unless *lazy*).
     """
 
     def __init__(
@@ -138,7 +162,29 @@ class ConversationTracker(BaseTracker):
         environment: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        """Record the conversation and make it current for this thread (or task)."""
+        """Record the conversation and make it current for this thread (or task).
+
+        The conversation's fields travel with its events; calling it again with new
+        values updates them. Prefer :meth:`conversation` in servers: it restores the
+        previous conversation when the block ends.
+
+        Args:
+            conversation_id: your id for the conversation (a chat or ticket id; up to
+                255 characters).
+            customer_id: your id for the end user.
+            customer_ip_address: the end user's IPv4 or IPv6 address.
+            device: the end user's device, e.g. ``"desktop"`` or ``"mobile"``.
+            source: where the conversation happens, e.g. ``"web"``, ``"slack"``.
+            language: the conversation's language, e.g. ``"en"``.
+            name: a display name.
+            environment: the AgentSight environment; default ``AGENTSIGHT_ENVIRONMENT``,
+                then ``"development"``.
+            metadata: JSON-serialisable ``dict`` stored with the conversation.
+
+        Raises:
+            InvalidConversationDataException: a field is invalid (names it).
+            MissingConversationIdException: *conversation_id* is missing or blank.
+        """
         self._set_conversation(conversation_id, conversation_args(locals()))
 
     def initialize_conversation(
@@ -155,7 +201,34 @@ class ConversationTracker(BaseTracker):
         *,
         timeout: float | None = None,
     ) -> None:
-        """Create the conversation on the backend now (not marked used); blocks for the answer."""
+        """Create the conversation on the backend now, not marked as used (a "visit").
+
+        For a chat that was opened but where nobody typed yet. Blocks until the
+        backend's answer; does not change the current conversation.
+
+        Args:
+            conversation_id: your id for the conversation (a chat or ticket id; up to
+                255 characters).
+            customer_id: your id for the end user.
+            customer_ip_address: the end user's IPv4 or IPv6 address.
+            device: the end user's device, e.g. ``"desktop"`` or ``"mobile"``.
+            source: where the conversation happens, e.g. ``"web"``, ``"slack"``.
+            language: the conversation's language, e.g. ``"en"``.
+            name: a display name.
+            environment: the AgentSight environment; default ``AGENTSIGHT_ENVIRONMENT``,
+                then ``"development"``.
+            metadata: JSON-serialisable ``dict`` stored with the conversation.
+            timeout: seconds to wait for the answer; default the retry budget plus
+                one request timeout.
+
+        Raises:
+            InvalidConversationDataException: a field is invalid.
+            ConversationApiException: the backend refused it.
+            ConversationNetworkException: no answer within *timeout* (the conversation
+                stays queued and is retried in the background).
+            NoApiKeyException: tracking is disabled for lack of a key (or another
+                ``ConfigurationError`` found in the environment).
+        """
         self._pipeline.check_deliverable()
         ev = self._initialize(conversation_id, conversation_args(locals()))
         if ev is not None:
@@ -173,7 +246,32 @@ class ConversationTracker(BaseTracker):
         *,
         conversation_id: str | None = None,
     ) -> None:
-        """Track a message from the end user; returns at once."""
+        """Track a message from the end user (``sender: end_user``).
+
+        Returns at once: validates, stamps the time and queues the message;
+        delivery happens in the background. A full queue drops it (counted as
+        ``queue_full``) rather than waiting.
+
+        Args:
+            message: the text, up to ``max_message_chars`` (1,000,000) characters.
+            attachments: files sent with the message: a list of dicts with
+                ``filename``, ``data`` (``bytes``, or base64 text in ``base64`` mode)
+                and optionally ``mime_type`` (guessed from the name or content when
+                missing).
+            attachment_mode: ``"base64"`` (JSON) or ``"form_data"`` (multipart upload).
+            metadata: JSON-serialisable ``dict`` stored with the message.
+            conversation_id: the conversation; default: the current one of this task
+                or thread.
+
+        Raises:
+            InvalidQuestionDataException: the message is empty, blank, not a string, longer
+                than ``max_message_chars`` or not valid UTF-8; or *metadata* is not a
+                ``dict`` of JSON values.
+            InvalidAttachmentException: an attachment entry or *attachment_mode* is invalid,
+                or the files of the call exceed ``max_attachment_bytes``.
+            MissingConversationIdException: there is no conversation to track into
+                (see Concepts > Conversations and context).
+        """
         self._message("question", message, attachments, attachment_mode, metadata, conversation_id)
 
     def track_agent_message(
@@ -185,7 +283,31 @@ class ConversationTracker(BaseTracker):
         *,
         conversation_id: str | None = None,
     ) -> None:
-        """Track a message from the agent; returns at once."""
+        """Track a message from the agent (``sender: agent``).
+
+        Returns at once: validates, stamps the time and queues the message;
+        delivery happens in the background.
+
+        Args:
+            message: the text, up to ``max_message_chars`` (1,000,000) characters.
+            attachments: files sent with the message: a list of dicts with
+                ``filename``, ``data`` (``bytes``, or base64 text in ``base64`` mode)
+                and optionally ``mime_type`` (guessed from the name or content when
+                missing).
+            attachment_mode: ``"base64"`` (JSON) or ``"form_data"`` (multipart upload).
+            metadata: JSON-serialisable ``dict`` stored with the message.
+            conversation_id: the conversation; default: the current one of this task
+                or thread.
+
+        Raises:
+            InvalidAnswerDataException: the message is empty, blank, not a string, longer
+                than ``max_message_chars`` or not valid UTF-8; or *metadata* is not a
+                ``dict`` of JSON values.
+            InvalidAttachmentException: an attachment entry or *attachment_mode* is invalid,
+                or the files of the call exceed ``max_attachment_bytes``.
+            MissingConversationIdException: there is no conversation to track into
+                (see Concepts > Conversations and context).
+        """
         self._message("answer", message, attachments, attachment_mode, metadata, conversation_id)
 
     #: The older names of the two message calls, used by the published docs' examples.
@@ -205,7 +327,25 @@ class ConversationTracker(BaseTracker):
         *,
         conversation_id: str | None = None,
     ) -> None:
-        """Track an action or tool call; returns at once."""
+        """Track an action or tool call: its name, timing, tools, response or error.
+
+        Returns at once: the event is queued and delivered in the background.
+
+        Args:
+            action_name: what was done, e.g. ``"search_kb"`` (up to 255 characters).
+            started_at: when it started, ISO-8601 (default: unset).
+            ended_at: when it ended, ISO-8601.
+            duration_ms: how long it took, in milliseconds.
+            tools_used: JSON-serialisable ``dict`` of what it used (arguments, tools).
+            response: what it answered, as text.
+            error_msg: why it failed, as text; an action with one counts as failed.
+            metadata: JSON-serialisable ``dict`` stored with the action.
+            conversation_id: the conversation; default: the current one.
+
+        Raises:
+            InvalidConversationDataException: an argument is invalid (names it).
+            MissingConversationIdException: there is no conversation to track into.
+        """
         self._action(
             conversation_id,
             action_name,
@@ -227,7 +367,21 @@ class ConversationTracker(BaseTracker):
         *,
         conversation_id: str | None = None,
     ) -> None:
-        """Track a button click; returns at once."""
+        """Track a button click.
+
+        Returns at once: the event is queued and delivered in the background.
+
+        Args:
+            button_event: what the click means, e.g. ``"user_confirmation"``.
+            label: the button's label.
+            value: the value it carries.
+            metadata: JSON-serialisable ``dict`` stored with the click.
+            conversation_id: the conversation; default: the current one.
+
+        Raises:
+            InvalidConversationDataException: an argument is empty or invalid.
+            MissingConversationIdException: there is no conversation to track into.
+        """
         self._button(conversation_id, button_event, label, value, metadata)
 
     def track_attachments(
@@ -239,7 +393,23 @@ class ConversationTracker(BaseTracker):
         *,
         conversation_id: str | None = None,
     ) -> None:
-        """Track files (``mode`` ``base64`` or ``form_data``); returns at once."""
+        """Track files on their own, not attached to a message.
+
+        Returns at once: the event is queued and delivered in the background.
+
+        Args:
+            attachments: a list of dicts with ``filename``, ``data`` (``bytes``, or
+                base64 text in ``base64`` mode) and optionally ``mime_type``.
+            sender: who sent them, ``"end_user"`` (default) or ``"agent"``.
+            metadata: JSON-serialisable ``dict`` stored with the files.
+            mode: ``"base64"`` (JSON) or ``"form_data"`` (multipart upload).
+            conversation_id: the conversation; default: the current one.
+
+        Raises:
+            InvalidAttachmentException: the list, an entry or *mode* is invalid, or
+                the files exceed ``max_attachment_bytes`` together.
+            MissingConversationIdException: there is no conversation to track into.
+        """
         self._attachments(conversation_id, attachments, sender, metadata, mode)
 
     def track_token_usage(
@@ -257,11 +427,29 @@ class ConversationTracker(BaseTracker):
         duration_ms: float | None = None,
         conversation_id: str | None = None,
     ) -> None:
-        """Add one LLM call's token counts to the current conversation.
+        """Record one LLM call's token counts in the conversation (sent as its own event).
 
-        ``prompt_tokens`` counts every input token, cached ones included;
-        ``cache_read_tokens``/``cache_write_tokens`` are parts of it, and
-        ``reasoning_tokens`` a part of ``completion_tokens``.
+        Counts are one call's, not running totals; ``get_token_usage()`` adds them
+        up per conversation. ``total_tokens`` is taken as given, as in the original
+        API.
+
+        Args:
+            prompt_tokens: every input token, cached ones included.
+            completion_tokens: every output token, reasoning included.
+            total_tokens: the call's total, as your provider reports it.
+            embedding_tokens: tokens of an embeddings call.
+            model: the model that answered.
+            system: the provider (``"openai"``, ``"anthropic"`` ...).
+            cache_read_tokens: the part of *prompt_tokens* read from a cache.
+            cache_write_tokens: the part of *prompt_tokens* written to a cache.
+            reasoning_tokens: the part of *completion_tokens* spent reasoning.
+            duration_ms: how long the call took.
+            conversation_id: the conversation; default: the current one.
+
+        Raises:
+            InvalidConversationDataException: a count is negative, not an ``int``,
+                or a part exceeds its whole.
+            MissingConversationIdException: there is no conversation to track into.
         """
         self._token_usage(
             conversation_id,
@@ -278,17 +466,64 @@ class ConversationTracker(BaseTracker):
         )
 
     def get_token_usage(self, *, conversation_id: str | None = None) -> dict[str, int]:
-        """The conversation's token counters, or ``{}``."""
+        """The conversation's token counters, added up over its ``track_token_usage()`` calls.
+
+        Args:
+            conversation_id: the conversation; default: the current one.
+
+        Returns:
+            ``{"prompt_tokens", "completion_tokens", "total_tokens",
+            "embedding_tokens"}`` (plus ``cache_read_tokens``, ``cache_write_tokens``,
+            ``reasoning_tokens`` once reported), or ``{}`` if it counted none.
+        """
         return self._get_token_usage(conversation_id)
 
     def get_tracked_data_summary(self, *, conversation_id: str | None = None) -> dict[str, Any]:
-        """What was tracked for the conversation since the last ``send_tracked_data()``."""
+        """Everything tracked for the conversation since the last ``send_tracked_data()``.
+
+        Local only: no request is made. Items already delivered in the background
+        are included (their attachment bytes are replaced by a size once delivered).
+
+        Args:
+            conversation_id: the conversation; default: the current one.
+
+        Returns:
+            ``{"items": [{"index", "type", "timestamp", ...}], "summary": {...,
+            "total"}, "conversation_id"}``, in tracking order.
+        """
         return self._summary(conversation_id)
 
     def send_tracked_data(
         self, *, conversation_id: str | None = None, timeout: float | None = None
     ) -> dict[str, Any]:
-        """Flush the current conversation and return the documented items/summary structure."""
+        """Flush the conversation now and report every item resolved since the last call.
+
+        Blocks until its events are resolved or *timeout* passes. It works from any
+        thread and from inside a running event loop - but blocks that loop while it
+        waits (a warning says so, once): in async code ``await
+        tracker.aio.send_tracked_data()`` instead.
+
+        Args:
+            conversation_id: the conversation; default: the current one.
+            timeout: seconds to wait; default the retry budget plus one request
+                timeout. Items still unconfirmed then stay queued and are reported by
+                the next call.
+
+        Returns:
+            The original structure - ``{"items": [{"index", "type", "timestamp",
+            "success", "response" or "error"}], "summary": {"questions", "answers",
+            "attachments", "actions", "buttons", "errors"}}`` - plus
+            ``conversation_id``, and ``conversation_generated: True`` when nothing
+            had named the conversation.
+
+        Raises:
+            FlushTimeoutError: the wait ran past *timeout* plus a second (nothing is
+                lost: the events stay queued).
+            NoDataToSendException: nothing was tracked since the last call.
+            MissingConversationIdException: there is no conversation to report on.
+            NoApiKeyException: tracking is disabled for lack of a key (or another
+                ``ConfigurationError`` found in the environment).
+        """
         pipeline = self._pipeline
         cid = self._context.resolve(conversation_id)  # resolved in the caller's context
         limit = self._default_timeout() if timeout is None else timeout
@@ -303,7 +538,22 @@ class ConversationTracker(BaseTracker):
         log_level: str | None = None,
         **overrides: Any,
     ) -> None:
-        """Change settings; invalid values raise :class:`ConfigurationError` here."""
+        """Change settings at run time; queued events go out with the new settings.
+
+        The flusher restarts with the new settings. Nothing changes if a value is
+        invalid.
+
+        Args:
+            api_key: a new API key.
+            conversation_id: a new default conversation (``AGENTSIGHT_CONVERSATION_ID``),
+                also made current for the calling task.
+            endpoint: a new endpoint.
+            log_level: a new level for the ``agentsight_async`` logger.
+            **overrides: any other :class:`Settings` field.
+
+        Raises:
+            ConfigurationError: a value is invalid (names the variable).
+        """
         pipeline = self._pipeline
         new = self._configured_settings(api_key, conversation_id, endpoint, log_level, overrides)
         pipeline.call(lambda: pipeline.reconfigure(new), new.shutdown_timeout + 5, "configure()")
@@ -311,7 +561,24 @@ class ConversationTracker(BaseTracker):
 
     @contextlib.contextmanager
     def conversation(self, conversation_id: str, **fields: Any) -> Iterator[ConversationTracker]:
-        """Make *conversation_id* current for a ``with`` block in this thread or task."""
+        """Scope the current conversation to a block, and record the conversation.
+
+        ``with tracker.conversation("chat-1", name="Support"):`` - every
+        ``track_*`` inside the block, in this thread (or task), goes to
+        ``chat-1``; the previous current conversation is restored afterwards.
+
+        Args:
+            conversation_id: your id for the conversation.
+            **fields: the conversation's fields, as for :meth:`get_or_create_conversation`
+                (``customer_id``, ``name``, ``metadata`` ...).
+
+        Yields:
+            This tracker.
+
+        Raises:
+            InvalidConversationDataException: a field is invalid (names it).
+            MissingConversationIdException: *conversation_id* is missing or blank.
+        """
         data, size = self._conversation_data(conversation_id, fields)
         token = self._context.enter(data["conversation_id"])
         try:
@@ -321,22 +588,46 @@ class ConversationTracker(BaseTracker):
             self._context.exit(token)
 
     def flush(self, timeout: float | None = None) -> FlushResult:
-        """Block until everything tracked so far is resolved, at most *timeout* seconds.
+        """Send everything tracked so far and block until it is resolved, at most *timeout* seconds.
 
-        Returns a :class:`FlushResult`, true only if every event queued at the
-        call was delivered (see :meth:`AsyncConversationTracker.flush`).
+        Args:
+            timeout: seconds to wait; default the retry budget plus one request
+                timeout (75 s).
+
+        Returns:
+            A :class:`FlushResult` about the events queued at the call: true only
+            if every one was delivered (or withheld on purpose); ``delivered``,
+            ``dropped`` (by reason), ``pending`` (still queued, still retried) and
+            ``filtered`` say what became of them.
+
+        Raises:
+            FlushTimeoutError: the wait ran past *timeout* plus a second (nothing is
+                lost: the events stay queued).
+            NoApiKeyException: tracking is disabled for lack of a key (or another
+                ``ConfigurationError`` found in the environment). With
+                ``AGENTSIGHT_ENABLED=false`` nothing is raised.
         """
         pipeline = self._pipeline
         limit = self._default_timeout() if timeout is None else timeout
         return pipeline.call(lambda: pipeline.flush(None, limit), limit, "flush()")
 
     def close(self, timeout: float | None = None) -> FlushResult:
-        """Flush within *timeout* (default ``shutdown_timeout``) and stop the loop thread.
+        """Flush within *timeout*, then stop the tracker's loop thread.
 
-        Returns what became of the events queued at the call (a
-        :class:`FlushResult`).  The tracker can be used again afterwards: the
-        next call starts a new pipeline (reading the settings again) with no
-        current conversation.
+        Events that could not be delivered by then are dropped and counted under
+        ``dropped["shutdown"]`` - or, with a spool, kept on disk for the next
+        start (``pending``). The tracker can be used again afterwards: the next
+        call starts a new pipeline (reading the settings again), with fresh
+        counters and no current conversation.
+
+        Args:
+            timeout: seconds to wait; default ``AGENTSIGHT_SHUTDOWN_TIMEOUT`` (5 s).
+
+        Returns:
+            A :class:`FlushResult` about the events queued at the call.
+
+        Raises:
+            FlushTimeoutError: the close ran past *timeout* plus five seconds.
         """
         with self._start_lock:
             pipeline, self._p, self._aio = self._p, None, None
@@ -358,3 +649,10 @@ class ConversationTracker(BaseTracker):
 
 #: The module-level tracker of the original documentation.
 conversation_tracker = ConversationTracker(lazy=True)
+"""The ready-made :class:`ConversationTracker` of the original documentation.
+
+``from agentsight_async import conversation_tracker``.  It is lazy: it reads
+``AGENTSIGHT_*`` and ``.env`` on first use, so importing never raises; if the
+configuration is invalid it logs the error once, keeps every ``track_*`` call a
+safe no-op, and its explicit delivery calls raise that error.
+"""

@@ -490,6 +490,9 @@ async def apush(
             "timestamp", "data"}`` after redaction; returns it, a changed copy
             (its ``data`` is sent) or None to drop it.  An exception drops it.
         transport: an httpx transport for the exporter (tests, proxies).
+        **overrides: settings of the destination (``api_endpoint=``,
+            ``protocol=``, ``api_key=`` ...), over ``AGENTSIGHT_*``; not with
+            *settings*.
 
     Returns:
         The counts (:class:`PushResult`); its truth value says whether nothing
@@ -525,13 +528,29 @@ async def apush(
 def push(source: str | os.PathLike[str], **kwargs: Any) -> PushResult:
     """Upload a ``sqlite:///`` recording or a spool directory; blocks until done.
 
-    Takes the arguments of :func:`apush`.  Called from a thread that runs an
-    event loop (a notebook), it runs the push on a thread of its own.
+    Called from a thread that runs an event loop (a notebook), it runs the push
+    on a thread of its own.
 
     Example::
 
         result = agentsight_async.push("recording.db", api_endpoint="https://api.agentsight.io")
         print(result.sent, "sent,", result.already_sent, "sent before")
+
+    Args:
+        source: a ``sqlite:///`` recording (the file) or a spool directory.
+        **kwargs: the keyword arguments of :func:`apush` (``settings``,
+            ``dry_run``, ``since``, ``state``, ``restart``, ``progress``,
+            ``before_send``, ``transport``, or any setting).
+
+    Returns:
+        The counts (:class:`PushResult`); its truth value says whether nothing
+        is left to send.
+
+    Raises:
+        TypeError: both *settings* and keyword settings were given.
+        ConfigurationError: invalid settings or *since*, or the destination is
+            *source* itself.
+        NoApiKeyException: the endpoint needs a key and none is configured.
     """
     return _run(apush(source, **kwargs))
 

@@ -151,12 +151,17 @@ class BaseTracker:
         return not self._pipeline.disabled
 
     def stats(self) -> dict[str, Any]:
-        """Counters: tracked, delivered, retried, dropped by reason, queued, in flight, errors.
+        """The tracker's counters: a snapshot, safe to call from any thread.
 
-        ``capture`` holds the process-wide counters of automatic capture
-        (``recorded``, ``unattributed``, ``ambiguous``, ``failed``, ``degraded``):
-        a captured call that found no tracker belongs to none, so it is counted
-        for the whole process.
+        Returns:
+            A dict with ``tracked``, ``delivered``, ``retried``, ``requests``,
+            ``batches``, ``dropped`` (by reason) and ``dropped_total``,
+            ``queued_events``, ``queued_bytes``, ``in_flight``, ``last_error``,
+            ``last_error_at``, ``failing_since``, ``throttled``, ``exporter``,
+            ``enabled``, and ``capture``: the process-wide counters of automatic
+            capture (``recorded``, ``unattributed``, ``ambiguous``, ``failed``,
+            ``degraded``) - a captured call that found no tracker belongs to none, so
+            it is counted for the whole process (see Operations).
         """
         return {**self._pipeline.snapshot(), "capture": capture.counters()}
 
@@ -280,19 +285,21 @@ class BaseTracker:
         Synchronous and non-blocking from any thread or task, like ``track_*``.
 
         Args:
-            provider: who served the call (``openai``, ``anthropic`` ...); sent
+            provider: who served the call (``"openai"``, ``"anthropic"`` ...); sent
                 as ``gen_ai.system``.
-            model: the model that answered (billed); *requested_model* the one
-                asked for, kept when it differs.
-            prompt_tokens: every input token, cached ones included; the
-                *cache_read_tokens* and *cache_write_tokens* are parts of it.
-            completion_tokens: every output token; *reasoning_tokens* are a part.
+            model: the model that answered (the one billed).
+            prompt_tokens: every input token, cached ones included.
+            completion_tokens: every output token, reasoning included.
+            cache_read_tokens: the part of *prompt_tokens* read from a cache.
+            cache_write_tokens: the part of *prompt_tokens* written to a cache.
+            reasoning_tokens: the part of *completion_tokens* spent reasoning.
             embedding_tokens: tokens of an embeddings call.
-            operation: ``chat``, ``text_completion`` or ``embeddings``.
+            requested_model: the model asked for, kept when it differs from *model*.
+            operation: ``"chat"``, ``"text_completion"`` or ``"embeddings"``.
             duration_ms: how long the call took (the item ends when it is recorded).
             streamed: whether the answer was streamed.
             error: why the call failed (its exception type), if it did.
-            usage_reported: False when a stream ended without a usage report
+            usage_reported: ``False`` when a stream ended without a usage report
                 (the zeros then mean "unknown").
             conversation_id: as for ``track_*``: explicit, else the current one.
 
@@ -331,8 +338,19 @@ class BaseTracker:
         metadata: dict[str, Any] | None = None,
         conversation_id: str | None = None,
     ) -> None:
-        """Record one finished tool call as an action: what ``@tool`` and the framework
-        handlers call.  Times are ``time.time_ns()`` values; never blocks.
+        """Record one finished tool call as an action: what ``@tool`` and the handlers call.
+
+        Synchronous and non-blocking from any thread or task.
+
+        Args:
+            name: the tool's name (the action's ``action_name``).
+            started_ns: when the call started, a ``time.time_ns()`` value.
+            ended_ns: when it ended, a ``time.time_ns()`` value.
+            arguments: the call's arguments, sent as ``tools_used``.
+            response: what it returned, as text.
+            error: why it failed, as text (the action's ``error_msg``).
+            metadata: JSON-serialisable ``dict`` stored with the action.
+            conversation_id: as for ``track_*``: explicit, else the current one.
 
         Raises:
             InvalidConversationDataException: for an invalid name, arguments or times.
@@ -353,15 +371,37 @@ class BaseTracker:
     def tool(self, fn: Any = None, /, **options: Any) -> Any:
         """``@tracker.tool``: time each call of a function as an action of this tracker.
 
-        The same as :func:`agentsight_async.tool` (``name=``, ``capture_args=``,
-        ``capture_result=``) with this tracker given.
+        The same as :func:`agentsight_async.tool` with this tracker given: calls
+        are recorded into this tracker's current conversation of the calling task
+        or thread, and not recorded where it has none.
+
+        Args:
+            fn: the function (sync or async), when used as a bare ``@tracker.tool``.
+            **options: ``name=`` (the action's name; default the function's),
+                ``capture_args=`` and ``capture_result=`` (``False`` keeps the
+                arguments / the return value out of the action).
+
+        Returns:
+            The decorated function (same signature, result and exceptions), or a
+            decorator when called with options only.
         """
         from ._decorators import decorate
 
         return decorate(fn, "tool", tracker=self, **options)
 
     def task(self, fn: Any = None, /, **options: Any) -> Any:
-        """``@tracker.task``: like :meth:`tool`, for a step of the agent's own work."""
+        """``@tracker.task``: like :meth:`tool`, for a step of the agent's own work.
+
+        The action carries ``metadata={"kind": "task"}``.
+
+        Args:
+            fn: the function (sync or async), when used as a bare ``@tracker.task``.
+            **options: ``name=``, ``capture_args=``, ``capture_result=``, as for
+                :meth:`tool`.
+
+        Returns:
+            The decorated function, or a decorator when called with options only.
+        """
         from ._decorators import decorate
 
         return decorate(fn, "task", tracker=self, **options)
@@ -483,18 +523,31 @@ class AsyncConversationTracker(BaseTracker):
     ends are kept and sent by the next loop that uses the tracker, or at
     interpreter exit.
 
-    Configuration comes from keyword arguments (``api_key=``, ``api_endpoint=``
-    or ``endpoint=``, ``protocol=``, any :class:`Settings` field), then
-    ``AGENTSIGHT_*`` variables and ``.env``.  ``transport=`` injects an httpx
-    transport (tests), ``exporter_factory=`` a whole exporter.  Invalid
-    settings raise :class:`ConfigurationError` here.
+    Args:
+        api_key: the AgentSight API key; default ``AGENTSIGHT_API_KEY``. Not
+            needed for a local endpoint.
+        endpoint: where events go (``https://...``, ``sqlite:///path``,
+            ``memory://name``); default ``AGENTSIGHT_API_ENDPOINT``.
+        settings: a complete :class:`Settings` to use instead of the arguments
+            and the environment.
+        on_error: ``on_error(exc, context)``, called once per batch that lost
+            events (see Concepts > Errors).
+        transport: an ``httpx.AsyncBaseTransport`` for the HTTP exporters (tests,
+            proxies).
+        exporter_factory: ``factory(settings, stats) -> Exporter``, to replace the
+            exporter altogether.
+        before_send: called with each event as plain data - ``{"kind",
+            "conversation_id", "timestamp", "data"}`` - once, off the caller's hot
+            path, before the spool and the exporter see it; it returns the event,
+            a changed copy, or ``None`` to withhold it (counted as ``filtered``).
+            An exception in it drops the event (``before_send_error``), never sends
+            it unredacted.
+        **overrides: any other :class:`Settings` field (``protocol="rest"``,
+            ``flush_interval=0.5`` ...), over ``AGENTSIGHT_*`` and ``.env``.
 
-    ``before_send=`` is called with each event as plain data - ``{"kind",
-    "conversation_id", "timestamp", "data"}`` - once, off the caller's hot
-    path, before the spool and the exporter see it; it returns the event, a
-    changed copy, or None to withhold it (counted as ``filtered``).  An
-    exception in it drops the event (``before_send_error``), never sends it
-    unredacted.
+    Raises:
+        ConfigurationError: a setting is invalid (the message names the variable).
+        InvalidApiKeyException: the API key is malformed.
     """
 
     def __init__(
@@ -536,11 +589,23 @@ class AsyncConversationTracker(BaseTracker):
     async def conversation(
         self, conversation_id: str, **fields: Any
     ) -> AsyncIterator[AsyncConversationTracker]:
-        """Scope the current conversation to a block (and record it, like get_or_create).
+        """Scope the current conversation to a block, and record the conversation.
 
         ``async with tracker.conversation("chat-1", name="Support"):`` - every
-        ``track_*`` inside the block, in this task and tasks it starts, goes to
+        ``track_*`` inside the block, in this task and the tasks it starts, goes to
         ``chat-1``; the previous current conversation is restored afterwards.
+
+        Args:
+            conversation_id: your id for the conversation.
+            **fields: the conversation's fields, as for :meth:`get_or_create_conversation`
+                (``customer_id``, ``name``, ``metadata`` ...).
+
+        Yields:
+            This tracker.
+
+        Raises:
+            InvalidConversationDataException: a field is invalid (names it).
+            MissingConversationIdException: *conversation_id* is missing or blank.
         """
         self._pipeline.bind()
         data, size = self._conversation_data(conversation_id, fields)
@@ -566,8 +631,26 @@ class AsyncConversationTracker(BaseTracker):
     ) -> None:
         """Record the conversation and make it current for this task (or thread).
 
-        ``environment`` defaults to ``AGENTSIGHT_ENVIRONMENT``, then
-        ``"development"``; an explicit argument wins over the variable.
+        The conversation's fields travel with its events; calling it again with new
+        values updates them. Prefer :meth:`conversation` in servers: it restores the
+        previous conversation when the block ends.
+
+        Args:
+            conversation_id: your id for the conversation (a chat or ticket id; up to
+                255 characters).
+            customer_id: your id for the end user.
+            customer_ip_address: the end user's IPv4 or IPv6 address.
+            device: the end user's device, e.g. ``"desktop"`` or ``"mobile"``.
+            source: where the conversation happens, e.g. ``"web"``, ``"slack"``.
+            language: the conversation's language, e.g. ``"en"``.
+            name: a display name.
+            environment: the AgentSight environment; default ``AGENTSIGHT_ENVIRONMENT``,
+                then ``"development"``.
+            metadata: JSON-serialisable ``dict`` stored with the conversation.
+
+        Raises:
+            InvalidConversationDataException: a field is invalid (names it).
+            MissingConversationIdException: *conversation_id* is missing or blank.
         """
         self._pipeline.bind()
         self._set_conversation(conversation_id, conversation_args(locals()))
@@ -588,10 +671,31 @@ class AsyncConversationTracker(BaseTracker):
     ) -> None:
         """Create the conversation on the backend now, not marked as used (a "visit").
 
-        Waits for the backend's answer (at most *timeout*, default the retry
-        budget plus one request timeout) and raises
-        :class:`ConversationApiException` / :class:`ConversationNetworkException`
-        if it failed, like the original.  Does not change the current conversation.
+        For a chat that was opened but where nobody typed yet. Waits for the
+        backend's answer; does not change the current conversation.
+
+        Args:
+            conversation_id: your id for the conversation (a chat or ticket id; up to
+                255 characters).
+            customer_id: your id for the end user.
+            customer_ip_address: the end user's IPv4 or IPv6 address.
+            device: the end user's device, e.g. ``"desktop"`` or ``"mobile"``.
+            source: where the conversation happens, e.g. ``"web"``, ``"slack"``.
+            language: the conversation's language, e.g. ``"en"``.
+            name: a display name.
+            environment: the AgentSight environment; default ``AGENTSIGHT_ENVIRONMENT``,
+                then ``"development"``.
+            metadata: JSON-serialisable ``dict`` stored with the conversation.
+            timeout: seconds to wait for the answer; default the retry budget plus
+                one request timeout.
+
+        Raises:
+            InvalidConversationDataException: a field is invalid.
+            ConversationApiException: the backend refused it.
+            ConversationNetworkException: no answer within *timeout* (the conversation
+                stays queued and is retried in the background).
+            NoApiKeyException: tracking is disabled for lack of a key (or another
+                ``ConfigurationError`` found in the environment).
         """
         p = self._pipeline
         p.bind()
@@ -610,7 +714,32 @@ class AsyncConversationTracker(BaseTracker):
         *,
         conversation_id: str | None = None,
     ) -> None:
-        """Track a message from the end user (``sender: end_user``)."""
+        """Track a message from the end user (``sender: end_user``).
+
+        Validates, stamps the time and queues the message; delivery happens in the
+        background. Waits only when ``backpressure_timeout`` asks it to and the
+        queue is full.
+
+        Args:
+            message: the text, up to ``max_message_chars`` (1,000,000) characters.
+            attachments: files sent with the message: a list of dicts with
+                ``filename``, ``data`` (``bytes``, or base64 text in ``base64`` mode)
+                and optionally ``mime_type`` (guessed from the name or content when
+                missing).
+            attachment_mode: ``"base64"`` (JSON) or ``"form_data"`` (multipart upload).
+            metadata: JSON-serialisable ``dict`` stored with the message.
+            conversation_id: the conversation; default: the current one of this task
+                or thread.
+
+        Raises:
+            InvalidQuestionDataException: the message is empty, blank, not a string, longer
+                than ``max_message_chars`` or not valid UTF-8; or *metadata* is not a
+                ``dict`` of JSON values.
+            InvalidAttachmentException: an attachment entry or *attachment_mode* is invalid,
+                or the files of the call exceed ``max_attachment_bytes``.
+            MissingConversationIdException: there is no conversation to track into
+                (see Concepts > Conversations and context).
+        """
         if self._must_wait():
             await self._pipeline.wait_for_room()
         self._message(QUESTION, message, attachments, attachment_mode, metadata, conversation_id)
@@ -624,7 +753,31 @@ class AsyncConversationTracker(BaseTracker):
         *,
         conversation_id: str | None = None,
     ) -> None:
-        """Track a message from the agent (``sender: agent``)."""
+        """Track a message from the agent (``sender: agent``).
+
+        Validates, stamps the time and queues the message; delivery happens in the
+        background.
+
+        Args:
+            message: the text, up to ``max_message_chars`` (1,000,000) characters.
+            attachments: files sent with the message: a list of dicts with
+                ``filename``, ``data`` (``bytes``, or base64 text in ``base64`` mode)
+                and optionally ``mime_type`` (guessed from the name or content when
+                missing).
+            attachment_mode: ``"base64"`` (JSON) or ``"form_data"`` (multipart upload).
+            metadata: JSON-serialisable ``dict`` stored with the message.
+            conversation_id: the conversation; default: the current one of this task
+                or thread.
+
+        Raises:
+            InvalidAnswerDataException: the message is empty, blank, not a string, longer
+                than ``max_message_chars`` or not valid UTF-8; or *metadata* is not a
+                ``dict`` of JSON values.
+            InvalidAttachmentException: an attachment entry or *attachment_mode* is invalid,
+                or the files of the call exceed ``max_attachment_bytes``.
+            MissingConversationIdException: there is no conversation to track into
+                (see Concepts > Conversations and context).
+        """
         if self._must_wait():
             await self._pipeline.wait_for_room()
         self._message(ANSWER, message, attachments, attachment_mode, metadata, conversation_id)
@@ -646,7 +799,23 @@ class AsyncConversationTracker(BaseTracker):
         *,
         conversation_id: str | None = None,
     ) -> None:
-        """Track an action or tool call (name, timing, tools, response or error)."""
+        """Track an action or tool call: its name, timing, tools, response or error.
+
+        Args:
+            action_name: what was done, e.g. ``"search_kb"`` (up to 255 characters).
+            started_at: when it started, ISO-8601 (default: unset).
+            ended_at: when it ended, ISO-8601.
+            duration_ms: how long it took, in milliseconds.
+            tools_used: JSON-serialisable ``dict`` of what it used (arguments, tools).
+            response: what it answered, as text.
+            error_msg: why it failed, as text; an action with one counts as failed.
+            metadata: JSON-serialisable ``dict`` stored with the action.
+            conversation_id: the conversation; default: the current one.
+
+        Raises:
+            InvalidConversationDataException: an argument is invalid (names it).
+            MissingConversationIdException: there is no conversation to track into.
+        """
         if self._must_wait():
             await self._pipeline.wait_for_room()
         self._action(
@@ -670,7 +839,19 @@ class AsyncConversationTracker(BaseTracker):
         *,
         conversation_id: str | None = None,
     ) -> None:
-        """Track a button click."""
+        """Track a button click.
+
+        Args:
+            button_event: what the click means, e.g. ``"user_confirmation"``.
+            label: the button's label.
+            value: the value it carries.
+            metadata: JSON-serialisable ``dict`` stored with the click.
+            conversation_id: the conversation; default: the current one.
+
+        Raises:
+            InvalidConversationDataException: an argument is empty or invalid.
+            MissingConversationIdException: there is no conversation to track into.
+        """
         if self._must_wait():
             await self._pipeline.wait_for_room()
         self._button(conversation_id, button_event, label, value, metadata)
@@ -684,7 +865,21 @@ class AsyncConversationTracker(BaseTracker):
         *,
         conversation_id: str | None = None,
     ) -> None:
-        """Track files on their own (``mode`` ``base64`` or ``form_data``)."""
+        """Track files on their own, not attached to a message.
+
+        Args:
+            attachments: a list of dicts with ``filename``, ``data`` (``bytes``, or
+                base64 text in ``base64`` mode) and optionally ``mime_type``.
+            sender: who sent them, ``"end_user"`` (default) or ``"agent"``.
+            metadata: JSON-serialisable ``dict`` stored with the files.
+            mode: ``"base64"`` (JSON) or ``"form_data"`` (multipart upload).
+            conversation_id: the conversation; default: the current one.
+
+        Raises:
+            InvalidAttachmentException: the list, an entry or *mode* is invalid, or
+                the files exceed ``max_attachment_bytes`` together.
+            MissingConversationIdException: there is no conversation to track into.
+        """
         if self._must_wait():
             await self._pipeline.wait_for_room()
         self._attachments(conversation_id, attachments, sender, metadata, mode)
@@ -704,11 +899,29 @@ class AsyncConversationTracker(BaseTracker):
         duration_ms: float | None = None,
         conversation_id: str | None = None,
     ) -> None:
-        """Add one LLM call's token counts to the conversation (sent as its own event).
+        """Record one LLM call's token counts in the conversation (sent as its own event).
 
-        ``prompt_tokens`` counts every input token, cached ones included;
-        ``cache_read_tokens``/``cache_write_tokens`` are parts of it, and
-        ``reasoning_tokens`` a part of ``completion_tokens``.
+        Counts are one call's, not running totals; ``get_token_usage()`` adds them
+        up per conversation. ``total_tokens`` is taken as given, as in the original
+        API.
+
+        Args:
+            prompt_tokens: every input token, cached ones included.
+            completion_tokens: every output token, reasoning included.
+            total_tokens: the call's total, as your provider reports it.
+            embedding_tokens: tokens of an embeddings call.
+            model: the model that answered.
+            system: the provider (``"openai"``, ``"anthropic"`` ...).
+            cache_read_tokens: the part of *prompt_tokens* read from a cache.
+            cache_write_tokens: the part of *prompt_tokens* written to a cache.
+            reasoning_tokens: the part of *completion_tokens* spent reasoning.
+            duration_ms: how long the call took.
+            conversation_id: the conversation; default: the current one.
+
+        Raises:
+            InvalidConversationDataException: a count is negative, not an ``int``,
+                or a part exceeds its whole.
+            MissingConversationIdException: there is no conversation to track into.
         """
         if self._must_wait():
             await self._pipeline.wait_for_room()
@@ -727,7 +940,16 @@ class AsyncConversationTracker(BaseTracker):
         )
 
     async def get_token_usage(self, *, conversation_id: str | None = None) -> dict[str, int]:
-        """The conversation's token counters, or ``{}`` if it counted none."""
+        """The conversation's token counters, added up over its ``track_token_usage()`` calls.
+
+        Args:
+            conversation_id: the conversation; default: the current one.
+
+        Returns:
+            ``{"prompt_tokens", "completion_tokens", "total_tokens",
+            "embedding_tokens"}`` (plus ``cache_read_tokens``, ``cache_write_tokens``,
+            ``reasoning_tokens`` once reported), or ``{}`` if it counted none.
+        """
         return self._get_token_usage(conversation_id)
 
     async def get_tracked_data_summary(
@@ -735,8 +957,15 @@ class AsyncConversationTracker(BaseTracker):
     ) -> dict[str, Any]:
         """Everything tracked for the conversation since the last ``send_tracked_data()``.
 
-        Local only.  Items already delivered in the background are included
-        (their attachment bytes are replaced by a size once delivered).
+        Local only: no request is made. Items already delivered in the background
+        are included (their attachment bytes are replaced by a size once delivered).
+
+        Args:
+            conversation_id: the conversation; default: the current one.
+
+        Returns:
+            ``{"items": [{"index", "type", "timestamp", ...}], "summary": {...,
+            "total"}, "conversation_id"}``, in tracking order.
         """
         return self._summary(conversation_id)
 
@@ -745,11 +974,24 @@ class AsyncConversationTracker(BaseTracker):
     ) -> dict[str, Any]:
         """Flush the conversation now and report every item resolved since the last call.
 
-        Returns the original structure: ``{"items": [{index, type, timestamp,
-        success, response|error}], "summary": {questions, answers, actions,
-        buttons, attachments, errors}}``.  Raises :class:`NoDataToSendException`
-        when nothing was tracked since the last call.  Items still unconfirmed
-        when *timeout* passes stay queued and are reported by the next call.
+        Args:
+            conversation_id: the conversation; default: the current one.
+            timeout: seconds to wait; default the retry budget plus one request
+                timeout. Items still unconfirmed then stay queued and are reported by
+                the next call.
+
+        Returns:
+            The original structure - ``{"items": [{"index", "type", "timestamp",
+            "success", "response" or "error"}], "summary": {"questions", "answers",
+            "attachments", "actions", "buttons", "errors"}}`` - plus
+            ``conversation_id``, and ``conversation_generated: True`` when nothing
+            had named the conversation.
+
+        Raises:
+            NoDataToSendException: nothing was tracked since the last call.
+            MissingConversationIdException: there is no conversation to report on.
+            NoApiKeyException: tracking is disabled for lack of a key (or another
+                ``ConfigurationError`` found in the environment).
         """
         p = self._pipeline
         p.bind()
@@ -766,7 +1008,22 @@ class AsyncConversationTracker(BaseTracker):
         log_level: str | None = None,
         **overrides: Any,
     ) -> None:
-        """Change settings at run time; queued events go out with the new settings."""
+        """Change settings at run time; queued events go out with the new settings.
+
+        The flusher restarts with the new settings. Nothing changes if a value is
+        invalid.
+
+        Args:
+            api_key: a new API key.
+            conversation_id: a new default conversation (``AGENTSIGHT_CONVERSATION_ID``),
+                also made current for the calling task.
+            endpoint: a new endpoint.
+            log_level: a new level for the ``agentsight_async`` logger.
+            **overrides: any other :class:`Settings` field.
+
+        Raises:
+            ConfigurationError: a value is invalid (names the variable).
+        """
         new = self._configured_settings(api_key, conversation_id, endpoint, log_level, overrides)
         await self._pipeline.reconfigure(new)
         self._configured(new)
@@ -775,11 +1032,20 @@ class AsyncConversationTracker(BaseTracker):
     async def flush(self, timeout: float | None = None) -> FlushResult:
         """Send everything tracked so far and wait, at most *timeout* seconds.
 
-        Returns a :class:`FlushResult` whose truth value says whether every
-        event queued at the call was delivered; its ``delivered``, ``dropped``
-        (by reason) and ``pending`` say what became of them.  Pending events
-        stay queued and keep being retried.  Raises the configuration error
-        that disabled tracking, if one did (``NoApiKeyException`` ...).
+        Args:
+            timeout: seconds to wait; default the retry budget plus one request
+                timeout (75 s).
+
+        Returns:
+            A :class:`FlushResult` about the events queued at the call: true only
+            if every one was delivered (or withheld on purpose); ``delivered``,
+            ``dropped`` (by reason), ``pending`` (still queued, still retried) and
+            ``filtered`` say what became of them.
+
+        Raises:
+            NoApiKeyException: tracking is disabled for lack of a key (or another
+                ``ConfigurationError`` found in the environment). With
+                ``AGENTSIGHT_ENABLED=false`` nothing is raised.
         """
         p = self._pipeline
         p.bind()
@@ -787,12 +1053,18 @@ class AsyncConversationTracker(BaseTracker):
         return await p.run(lambda: p.flush(None, limit))
 
     async def aclose(self, timeout: float | None = None) -> FlushResult:
-        """Flush within *timeout* (default ``shutdown_timeout``), then stop for good.
+        """Flush within *timeout*, then stop for good. Calling it twice is safe.
 
-        Events that could not be delivered by then are dropped and counted
-        under ``dropped["shutdown"]`` - or, with a spool, kept on disk for the
-        next start (``pending``).  Returns what became of the events queued at
-        the call, as :meth:`flush` does.  Calling it twice is safe.
+        Events that could not be delivered by then are dropped and counted under
+        ``dropped["shutdown"]`` - or, with a spool, kept on disk for the next
+        start (``pending``).
+
+        Args:
+            timeout: seconds to wait; default ``AGENTSIGHT_SHUTDOWN_TIMEOUT`` (5 s).
+
+        Returns:
+            A :class:`FlushResult` about the events queued at the call, as for
+            :meth:`flush`.
         """
         p = self._pipeline
         return await p.aclose(p.settings.shutdown_timeout if timeout is None else timeout)

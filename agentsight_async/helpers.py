@@ -28,7 +28,11 @@ _OCTET_STREAM = "application/octet-stream"
 def generate_conversation_id() -> str:
     """A new random conversation id: ``conv_`` and 12 hex characters (``conv_1a2b3c4d5e6f``).
 
-    The tracker generates the same form for code that never names a conversation.
+    The tracker generates the same form for a script that never names a
+    conversation.
+
+    Returns:
+        The new id.
     """
     return f"conv_{secrets.token_hex(6)}"
 
@@ -36,9 +40,10 @@ def generate_conversation_id() -> str:
 def get_iso_timestamp() -> str:
     """The current time, ISO-8601 in UTC, as the wire carries it.
 
-    ``2026-11-28T10:35:20.614093+00:00``: microseconds and ``+00:00``, the
-    fraction left out when it is zero - exactly
-    ``datetime.now(timezone.utc).isoformat()``.
+    Returns:
+        ``2026-11-28T10:35:20.614093+00:00``: microseconds and ``+00:00``, the
+        fraction left out when it is zero - exactly
+        ``datetime.now(timezone.utc).isoformat()``.
     """
     return iso_utc(time.time_ns())
 
@@ -46,15 +51,21 @@ def get_iso_timestamp() -> str:
 def get_mime_type(source: str | bytes) -> str:
     """Guess a MIME type from a file name (``str``) or from file content (``bytes``).
 
-    The tracker's own guess, which it uses for attachments sent without a
-    type: a name by its extension (``report.csv`` → ``text/csv``), content by
-    its magic bytes (PDF, PNG, JPEG, GIF, ZIP); content that is none of those
-    but valid UTF-8 text is ``text/plain``; anything else - or a value that
-    is neither ``str`` nor ``bytes`` - ``application/octet-stream``.
+    The tracker's own guess, which it uses for attachments sent without a type:
+    a name by its extension (``report.csv`` -> ``text/csv``), content by its
+    magic bytes (PDF, PNG, JPEG, GIF, ZIP); content that is none of those but
+    valid UTF-8 text is ``text/plain``.
 
-    The original also told JSON, CSV and Markdown text, Office and
-    OpenDocument files, audio and video apart by their content; this guess
-    names them by their file name only.
+    The original also told JSON, CSV and Markdown text, Office and OpenDocument
+    files, audio and video apart by their content; this guess names them by
+    their file name only.
+
+    Args:
+        source: a file name, or the file's bytes.
+
+    Returns:
+        The MIME type; ``application/octet-stream`` when nothing matched, or for
+        a value that is neither ``str`` nor ``bytes``.
     """
     if isinstance(source, str):
         return _validation.sniff_mime(b"", source)
@@ -81,7 +92,17 @@ class AgentSightJSONEncoder(json.JSONEncoder):
     """
 
     def default(self, o: Any) -> Any:
-        """The enum's ``value``; anything else is refused as ``json`` does (``TypeError``)."""
+        """Encode what ``json`` cannot: an ``Enum`` as its value.
+
+        Args:
+            o: the object ``json`` could not encode.
+
+        Returns:
+            The enum's ``value``.
+
+        Raises:
+            TypeError: for anything else, as ``json`` does.
+        """
         if isinstance(o, Enum):
             return o.value
         return super().default(o)

@@ -408,14 +408,25 @@ def create_app(
     max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
     ingest_rate: float | None = None,
 ) -> Starlette:
-    """Build the collector app.
+    """Build the collector's Starlette app, to mount or serve it yourself.
 
-    *storage_path* is a SQLite file (opened now, migrated, closed at
-    shutdown) or an open :class:`Storage`, which the caller keeps owning.
-    Without *api_keys* the app refuses to build unless *dev* is set.
-    *ingest_rate* emulates AgentSight's per-key allowance: that many ingest
-    batches a minute per key, beyond it ``429`` with ``Retry-After``
-    (:class:`IngestAllowance`, kept as ``app.state.ingest_allowance``).
+    Args:
+        storage_path: a SQLite file (opened now, migrated, closed at shutdown) or
+            an open :class:`Storage`, which the caller keeps owning.
+        api_keys: the keys the app accepts.
+        dev: accept any well-formed key, or none, and open the pages without a
+            key.
+        max_body_bytes: the largest request body accepted on the wire (32 MiB).
+        max_decompressed_bytes: the largest body after gzip (64 MiB).
+        ingest_rate: emulate AgentSight's per-key allowance: that many ingest
+            batches a minute per key, beyond it ``429`` with ``Retry-After``
+            (kept as ``app.state.ingest_allowance``).
+
+    Returns:
+        The ASGI application.
+
+    Raises:
+        ValueError: no *api_keys* and not *dev*.
     """
     if not dev and not any(api_keys):
         raise ValueError("the collector needs at least one API key (or dev=True)")

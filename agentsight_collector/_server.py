@@ -32,17 +32,36 @@ STOP_TIMEOUT = 10.0
 
 
 def generate_api_key() -> str:
-    """A random key in the AgentSight format (``ags_`` + 32 hex + ``_`` + 6 hex)."""
+    """A new random key in the AgentSight format (``ags_`` + 32 hex + ``_`` + 6 hex).
+
+    Returns:
+        The key, for ``LocalCollector(api_keys=[...])`` or ``serve --api-key``.
+    """
     return f"ags_{secrets.token_hex(16)}_{secrets.token_hex(3)}"
 
 
 class LocalCollector:
-    """Run the collector in-process.
+    """The collector running in this process, on a thread, for development and tests.
 
-    ``db_path=None`` uses a fresh file in a temporary directory, removed by
-    :meth:`stop`.  Without ``api_keys`` (and without ``dev``) one key is
-    generated; it is :attr:`api_key`.  ``log_level`` is uvicorn's; its access
-    log is off unless ``access_log=True``.
+    Use it as a context manager (``with LocalCollector() as collector:``) or call
+    :meth:`start` and :meth:`stop`; :attr:`url` and :attr:`api_key` are what a
+    tracker needs, :attr:`storage` reads what arrived.
+
+    Args:
+        db_path: the SQLite file; ``None`` uses a fresh file in a temporary
+            directory, removed by :meth:`stop`.
+        api_keys: the keys it accepts; without them (and without *dev*) one is
+            generated: :attr:`api_key`.
+        dev: accept any well-formed key, or none, and open the pages without a
+            key.
+        host: the address to bind; loopback by default.
+        port: the port; ``0`` picks a free one.
+        max_body_bytes: the largest request body accepted on the wire.
+        max_decompressed_bytes: the largest body after gzip.
+        log_level: uvicorn's log level.
+        access_log: turn uvicorn's access log on.
+        ingest_rate: emulate AgentSight's per-key allowance: that many ingest
+            batches a minute per key, beyond it ``429`` with ``Retry-After``.
     """
 
     def __init__(
@@ -89,6 +108,7 @@ class LocalCollector:
 
     @property
     def port(self) -> int:
+        """The port it listens on (known once started)."""
         if self._socket is None:
             raise RuntimeError("collector is not started")
         return int(self._socket.getsockname()[1])
@@ -100,6 +120,7 @@ class LocalCollector:
 
     @property
     def storage(self) -> Storage:
+        """The collector's :class:`Storage`, to read what arrived (once started)."""
         if self._storage is None:
             raise RuntimeError("collector is not started")
         return self._storage
@@ -107,6 +128,15 @@ class LocalCollector:
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self) -> LocalCollector:
+        """Start the server on its thread and wait until it accepts requests.
+
+        Returns:
+            The collector itself.
+
+        Raises:
+            RuntimeError: it was already started, or it failed to start.
+            TimeoutError: it did not start within 10 seconds.
+        """
         if self._thread is not None:
             raise RuntimeError("collector already started")
         self._storage = Storage(self.db_path)
@@ -156,7 +186,13 @@ class LocalCollector:
             self._error = exc
 
     def stop(self) -> None:
-        """Stop the server, close the storage and remove a temporary database."""
+        """Stop the server, close the storage and remove a temporary database.
+
+        Safe to call twice.
+
+        Raises:
+            TimeoutError: the server thread did not stop within 10 seconds.
+        """
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:

@@ -33,8 +33,12 @@ class Storage(Store):
         """The pk of the conversation *conversation_id*, or ``None`` if there is none.
 
         Args:
+            conversation_id: your id for the conversation.
             include_deleted: also find a soft-deleted conversation (the HTTP
                 ``lookup`` route does not, unless asked).
+
+        Returns:
+            The pk, or ``None``.
         """
         with self.read() as conn:
             return _queries.lookup(
@@ -54,16 +58,17 @@ class Storage(Store):
 
         Args:
             filters: the filters, or ``None`` to build them from *criteria*.
-            page, page_size: 1-based page number and its size (at most 1,000).
+            page: the 1-based page number.
+            page_size: its size (at most 1,000).
             full: also give each row its ``transcript``, ``messages`` and
                 ``feedbacks`` (the HTTP route's default, as the backend's).
-            criteria: the fields of :class:`ConversationFilters` by name,
-                e.g. ``customer_id="u1", include_deleted=True``.
+            **criteria: the fields of ``ConversationFilters`` by name, e.g.
+                ``customer_id="u1", include_deleted=True``.
 
         Returns:
             A page ``{"count", "next", "previous", "page_size", "total_pages",
-            "current_page", "results"}``; ``next``/``previous`` are page
-            numbers or ``None`` (the HTTP app turns them into URLs).
+            "current_page", "results"}``; ``next``/``previous`` are page numbers or
+            ``None`` (the HTTP app turns them into URLs).
 
         Raises:
             FieldValidationError: a bad bound, ``metadata`` filter or page size.
@@ -80,12 +85,13 @@ class Storage(Store):
         """Conversation *pk* (deleted or not) with its ordered ``transcript``.
 
         Args:
+            pk: the conversation's pk (see :meth:`lookup`).
             full: with ``False`` only the conversation's own fields and counts.
 
         Returns:
-            The conversation's fields, ``transcript`` (time, then insertion
-            order), ``messages`` and ``feedbacks``, or ``None`` if there is no
-            such conversation.
+            The conversation's fields, ``transcript`` (time, then insertion order),
+            ``messages`` and ``feedbacks``, or ``None`` if there is no such
+            conversation.
         """
         with self.read() as conn:
             return _queries.get_conversation(conn, pk, full=full)
@@ -94,6 +100,12 @@ class Storage(Store):
         self, filters: FeedbackFilters | None = None, *, page: int = 1, page_size: int = 50
     ) -> dict[str, Any]:
         """One page of feedback, newest first (``GET /api/feedbacks/``).
+
+        Args:
+            filters: ``FeedbackFilters`` (kind, sentiment, source, conversation,
+                dates ...), or ``None`` for all.
+            page: the 1-based page number.
+            page_size: its size (at most 1,000).
 
         Returns:
             The page envelope of :meth:`list_conversations` plus ``counts``.
@@ -108,15 +120,26 @@ class Storage(Store):
             )
 
     def get_feedback(self, pk: int) -> dict[str, Any] | None:
-        """Feedback *pk* as :meth:`list_feedbacks` shows it, or ``None``."""
+        """Feedback *pk* as :meth:`list_feedbacks` shows it.
+
+        Args:
+            pk: the feedback's pk.
+
+        Returns:
+            The feedback, or ``None`` if there is none.
+        """
         with self.read() as conn:
             return _queries.get_feedback(conn, pk)
 
     def list_attachments(self, pk: int) -> list[dict[str, Any]] | None:
         """Attachment groups of conversation *pk* (file descriptors, no bytes).
 
+        Args:
+            pk: the conversation's pk.
+
         Returns:
-            The groups in storage order, or ``None`` if there is no such conversation.
+            The groups in storage order, or ``None`` if there is no such
+            conversation.
         """
         with self.read() as conn:
             if conn.execute("SELECT 1 FROM conversations WHERE id = ?", (pk,)).fetchone() is None:
@@ -127,15 +150,26 @@ class Storage(Store):
         return groups
 
     def get_attachment(self, pk: int) -> tuple[str, str, bytes] | None:
-        """``(filename, mime_type, bytes)`` of attachment file *pk*, or ``None`` without bytes."""
+        """The bytes of one attachment file.
+
+        Args:
+            pk: the file's pk (``files[i]["id"]`` of :meth:`list_attachments`).
+
+        Returns:
+            ``(filename, mime_type, bytes)``, or ``None`` when there is no such file
+            or it has no bytes (a descriptor-only file).
+        """
         with self.read() as conn:
             return _queries.get_attachment(conn, pk)
 
     def dashboard(self, *, environment: str | None = None) -> dict[str, Any]:
-        """The dashboard's numbers (see :func:`agentsight_collector._stats.dashboard`).
+        """The dashboard's numbers: totals, activity over time, tokens by model, latency, errors.
 
         Args:
             environment: only conversations of this environment.
+
+        Returns:
+            The numbers the ``/dashboard/`` page draws.
         """
         with self.read() as conn:
             return _stats.dashboard(conn, environment=environment)

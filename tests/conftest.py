@@ -18,6 +18,9 @@ os.environ["PYTHONASYNCIODEBUG"] = "1"
 from agentsight_async import conversation_tracker
 from agentsight_async.testing import clear_recorded
 
+#: pytester runs our pytest plugin (and the docs' example test files) in inner sessions.
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:

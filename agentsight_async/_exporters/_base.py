@@ -28,11 +28,19 @@ SDK_NAME: Final = "agentsight-async"
 
 
 class Exporter(abc.ABC):
-    """Base class: holds the settings and the counters.
+    """Base class of the exporters: holds the settings and the counters.
 
-    An exporter reports a failure through the outcome it returns (with the
-    exception that caused it); the flusher turns lost events into counters,
-    log lines and ``on_error`` calls, the same way for every exporter.
+    An exporter turns a :class:`Batch` into requests (or rows) and answers one
+    :class:`Outcome` per event. It reports a failure through the outcome it
+    returns (with the exception that caused it) and never raises: the flusher
+    turns lost events into counters, log lines and ``on_error`` calls, the same
+    way for every exporter. Give a tracker your own with
+    ``exporter_factory=lambda settings, stats: MyExporter(settings, stats)``.
+
+    Args:
+        settings: the tracker's settings.
+        stats: the tracker's counters (``requests``, ``retried`` ... are the
+            exporter's to count).
     """
 
     #: Short name shown in logs and stats (``ingest``, ``rest``, ``sqlite``, ``memory``).
@@ -46,9 +54,22 @@ class Exporter(abc.ABC):
     async def export(self, batch: Batch, deadline: float) -> list[list[Outcome]]:
         """Deliver *batch*; one outcome list per conversation, one outcome per event.
 
-        *deadline* is a ``time.monotonic()`` value after which no new attempt
-        may start (the retry budget or a shutdown deadline, whichever is first).
+        Args:
+            batch: the conversations and their events, each conversation's in
+                tracking order.
+            deadline: a ``time.monotonic()`` value after which no new attempt may
+                start (the retry budget or a shutdown deadline, whichever is first).
+
+        Returns:
+            For each ``batch.conversations[i]``, a list with one :class:`Outcome`
+            per event, in order: delivered (``ok``), or dropped with its
+            ``drop_reason`` (``rejected``, ``retries_exhausted``, ``shutdown``) and
+            the ``exception`` that caused it.
         """
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
-        """Release connections and files. Called once, on the flusher's loop."""
+        """Release connections and files.
+
+        Called once, on the flusher's loop, when the tracker closes or its flusher
+        restarts with new settings. The default does nothing.
+        """

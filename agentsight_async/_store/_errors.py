@@ -15,7 +15,11 @@ from typing import Any
 
 
 class StoreError(Exception):
-    """Base class of everything the store raises on purpose."""
+    """Base class of everything the store raises on purpose.
+
+    ``except StoreError`` catches a refused write, a missing row and a database
+    file this version cannot read.
+    """
 
 
 class FieldValidationError(StoreError):
@@ -31,11 +35,16 @@ class FieldValidationError(StoreError):
 
     @property
     def body(self) -> dict[str, list[str]]:
+        """The 400 response body: ``{field: [message, ...]}``."""
         return self.errors
 
 
 class IngestValidationError(StoreError):
-    """An ingest payload was refused as a whole; ``body`` is the 400 response body."""
+    """An ingest payload was refused as a whole; ``body`` is the 400 response body.
+
+    ``{"detail", "conversations": [{"index", "conversation_id", "errors"}],
+    "truncated"}``: one bad block refuses the whole batch.
+    """
 
     def __init__(self, body: dict[str, Any]) -> None:
         self.body = body
@@ -43,7 +52,10 @@ class IngestValidationError(StoreError):
 
 
 class NotFoundError(StoreError):
-    """A referenced row does not exist (or does not belong where it was put)."""
+    """A referenced row does not exist (or does not belong where it was put).
+
+    The collector answers it as a 404 with ``{"detail": detail}``.
+    """
 
     def __init__(self, detail: str = "Not found.") -> None:
         self.detail = detail
@@ -51,4 +63,7 @@ class NotFoundError(StoreError):
 
 
 class SchemaVersionError(StoreError):
-    """The database file has a schema newer than this code knows how to read."""
+    """The database file has a schema newer than this code knows how to read.
+
+    Refused rather than misread: upgrade ``agentsight-async`` to open it.
+    """

@@ -68,7 +68,10 @@ class Store:
     # -- lifecycle ---------------------------------------------------------------
 
     def close(self) -> None:
-        """Close every connection this store opened, from any thread."""
+        """Close every connection this store opened, from any thread.
+
+        The store cannot be used afterwards.
+        """
         with self._connections_lock:
             self._closed = True
             connections, self._connections = self._connections, []
@@ -213,8 +216,18 @@ class Store:
     ) -> dict[str, Any]:
         """``POST /api/conversations/``: create or update on ``conversation_id``.
 
+        Args:
+            data: the request body (``conversation_id``, ``name``, ``customer_id``
+                ... ``is_used``).
+            idempotency_key: the request's ``Idempotency-Key``: a repeated key
+                returns the first answer and writes nothing.
+
         Returns:
             ``{"id", "conversation_id", "name", "environment", "is_used", "created"}``.
+
+        Raises:
+            FieldValidationError: a field is invalid (the 400 body names it).
+            NotFoundError: a referenced conversation or message does not exist.
         """
         valid = _validate.conversation(data)
         return self._idempotent(
@@ -228,8 +241,18 @@ class Store:
     ) -> dict[str, Any]:
         """``POST /api/track/``: one user or agent message.
 
+        Args:
+            data: the request body (``conversation`` or ``conversation_id``,
+                ``sender``, ``content``, ``timestamp``, ``metadata``).
+            idempotency_key: the request's ``Idempotency-Key``: a repeated key
+                returns the first answer and writes nothing.
+
         Returns:
             ``{"id", "conversation", "sender", "timestamp"}``.
+
+        Raises:
+            FieldValidationError: a field is invalid (the 400 body names it).
+            NotFoundError: a referenced conversation or message does not exist.
         """
         valid = _validate.message(data)
         return self._idempotent(
@@ -241,13 +264,24 @@ class Store:
     ) -> dict[str, Any]:
         """``POST /api/action_logs/``; a synthetic ``token_usage`` action also records usage.
 
-        A ``token_usage`` action sent *without* an ``Idempotency-Key`` is read as
-        the 0.0.44 client's cumulative, re-sent counters (only their growth
-        counts); one sent *with* a key - as our SDK does, per tracked call - is
-        one call's usage.  The published legacy client never sends the header.
+        A ``token_usage`` action sent *without* an ``Idempotency-Key`` is read as the
+        0.0.44 client's cumulative, re-sent counters (only their growth counts); one
+        sent *with* a key - as our SDK does, per tracked call - is one call's usage.
+        The published legacy client never sends the header.
+
+        Args:
+            data: the request body (``action_name``, ``started_at``, ``ended_at``,
+                ``duration_ms``, ``tools_used``, ``response``, ``error_msg``,
+                ``metadata``).
+            idempotency_key: the request's ``Idempotency-Key``: a repeated key
+                returns the first answer and writes nothing.
 
         Returns:
             ``{"id", "conversation", "action_name"}``.
+
+        Raises:
+            FieldValidationError: a field is invalid (the 400 body names it).
+            NotFoundError: a referenced conversation or message does not exist.
         """
         valid = _validate.action(data)
         cumulative = idempotency_key is None
@@ -264,8 +298,18 @@ class Store:
     ) -> dict[str, Any]:
         """``POST /api/buttons/``: one button click.
 
+        Args:
+            data: the request body (``button_event``, ``label``, ``value``,
+                ``metadata``).
+            idempotency_key: the request's ``Idempotency-Key``: a repeated key
+                returns the first answer and writes nothing.
+
         Returns:
             ``{"id", "conversation"}``.
+
+        Raises:
+            FieldValidationError: a field is invalid (the 400 body names it).
+            NotFoundError: a referenced conversation or message does not exist.
         """
         valid = _validate.button(data)
         return self._idempotent(
@@ -281,13 +325,20 @@ class Store:
     ) -> dict[str, Any]:
         """``POST /api/attachments/`` in all four variants.
 
-        With *files* ``None``, *data* is the JSON body (variants A and B, and the
-        0.1.4 upload: base64 ``attachments``).  With *files* given, *data* holds
-        the multipart text parts and *files* the ``(filename, mime, bytes)`` file
-        parts (variants C and D).
+        Args:
+            data: with *files* ``None``, the JSON body (base64 ``attachments``,
+                standalone or with a ``message``); with *files*, the multipart text
+                parts.
+            files: the multipart file parts, as ``(filename, mime_type, bytes)``.
+            idempotency_key: the request's ``Idempotency-Key``: a repeated key
+                returns the first answer and writes nothing.
 
         Returns:
             ``{"id", "conversation", "message", "files": [{"id", "filename", ...}]}``.
+
+        Raises:
+            FieldValidationError: a field is invalid (the 400 body names it).
+            NotFoundError: a referenced conversation or message does not exist.
         """
         if files is None:
             valid = _validate.attachments_json(data)
@@ -311,15 +362,20 @@ class Store:
         """``POST /api/feedbacks/`` or the legacy ``POST /api/conversation-feedbacks/``.
 
         Args:
+            data: the request body (``conversation``, ``sentiment``, ``comment`` ...).
             route: ``"feedbacks"`` or ``"conversation-feedbacks"``.
-            source: ``"customer"`` (sent through the API, what an end user
-                said) or ``"platform"`` (left on the collector's pages).
+            source: ``"customer"`` (sent through the API, what an end user said) or
+                ``"platform"`` (left on the collector's pages).
+            idempotency_key: the request's ``Idempotency-Key``: a repeated key
+                returns the first answer and writes nothing.
 
         Returns:
             ``{"id", "conversation", "kind", "sentiment", "source"}``.
 
         Raises:
             ValueError: *route* or *source* is unknown.
+            FieldValidationError: a field is invalid.
+            NotFoundError: the conversation does not exist.
         """
         if route not in ("feedbacks", "conversation-feedbacks"):
             raise ValueError(f"unknown feedback route {route!r}")
@@ -339,6 +395,10 @@ class Store:
     def rename_conversation(self, pk: int, data: Mapping[str, Any]) -> dict[str, Any]:
         """``PATCH /api/conversations/{pk}/rename/``: ``{"name"}`` (trimmed, 1-255 characters).
 
+        Args:
+            pk: the conversation's pk.
+            data: ``{"name": ...}``.
+
         Returns:
             The conversation's management view: ``id``, ``conversation_id``,
             ``name``, ``customer_id``, ``device``, ``language``, ``metadata``,
@@ -354,17 +414,43 @@ class Store:
     def mark_conversation(self, pk: int, data: Mapping[str, Any]) -> dict[str, Any]:
         """``POST /api/conversations/{pk}/mark/``: ``{"is_marked": bool}``.
 
-        Returns and raises as :meth:`rename_conversation`.
+        Args:
+            pk: the conversation's pk.
+            data: ``{"is_marked": True}`` or ``False``.
+
+        Returns:
+            The conversation's management view: ``id``, ``conversation_id``,
+            ``name``, ``customer_id``, ``device``, ``language``, ``metadata``,
+            ``environment``, ``is_marked``, ``is_deleted``, ``deleted_at``,
+            ``updated_at``.
+
+        Raises:
+            FieldValidationError: a bad body (400).
+            NotFoundError: no conversation *pk* (404).
         """
         return self._manage(pk, _validate.mark(data))
 
     def update_conversation(self, pk: int, data: Mapping[str, Any]) -> dict[str, Any]:
-        """``PATCH /api/conversations/{pk}/update/``: any of ``name``, ``is_marked``,
-        ``customer_id``, ``device``, ``language``, ``metadata`` (``null`` clears
-        the last four; ``metadata`` is replaced whole).
+        """``PATCH /api/conversations/{pk}/update/``: several fields at once.
 
-        Returns and raises as :meth:`rename_conversation`; a field that cannot
-        be updated, or an empty body, is a 400.
+        Any of ``name``, ``is_marked``, ``customer_id``, ``device``, ``language``,
+        ``metadata``; ``null`` clears the last four, and ``metadata`` is replaced
+        whole.
+
+        Args:
+            pk: the conversation's pk.
+            data: the fields to change.
+
+        Returns:
+            The conversation's management view: ``id``, ``conversation_id``,
+            ``name``, ``customer_id``, ``device``, ``language``, ``metadata``,
+            ``environment``, ``is_marked``, ``is_deleted``, ``deleted_at``,
+            ``updated_at``.
+
+        Raises:
+            FieldValidationError: a bad value, a field that cannot be updated, or an
+                empty body (400).
+            NotFoundError: no conversation *pk* (404).
         """
         return self._manage(pk, _validate.conversation_update(data))
 
@@ -375,10 +461,12 @@ class Store:
     def delete_conversation(self, pk: int) -> dict[str, Any]:
         """``DELETE /api/conversations/{pk}/delete/``: soft delete.
 
-        The conversation is hidden from listings and ``lookup`` until
-        restored; it stays readable by pk, and tracking into it is still
-        stored (it stays deleted).  Deleting twice keeps the first
-        ``deleted_at``.
+        The conversation is hidden from listings and ``lookup`` until restored; it
+        stays readable by pk, and tracking into it is still stored (it stays
+        deleted). Deleting twice keeps the first ``deleted_at``.
+
+        Args:
+            pk: the conversation's pk.
 
         Returns:
             The management view (``is_deleted`` true).
@@ -392,7 +480,14 @@ class Store:
     def restore_conversation(self, pk: int) -> dict[str, Any]:
         """Undo :meth:`delete_conversation` (the collector's pages offer it).
 
-        Returns and raises as :meth:`delete_conversation`.
+        Args:
+            pk: the conversation's pk.
+
+        Returns:
+            The management view (``is_deleted`` false).
+
+        Raises:
+            NotFoundError: no conversation *pk* (404).
         """
         with self._write() as conn:
             return _manage.set_deleted(conn, DEFAULT_AGENT_ID, pk, False)

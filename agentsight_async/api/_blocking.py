@@ -104,13 +104,18 @@ class BlockingClient(Generic[CoreT]):
     ) -> None:
         """Change the key, endpoint or any setting until :meth:`close`; the next call uses them.
 
-        Arguments not given keep the value in effect.  The new settings are
-        checked now, and nothing changes if they are invalid.  As with
-        ``ConversationTracker.configure``, :meth:`close` forgets them: the next
-        call starts from the constructor's arguments and the environment again.
+        Arguments not given keep the value in effect. The new settings are checked
+        now, and nothing changes if they are invalid. As with
+        ``ConversationTracker.configure``, :meth:`close` forgets them: the next call
+        starts from the constructor's arguments and the environment again.
+
+        Args:
+            api_key: a new API key (``None`` is refused, as the original did).
+            endpoint: a new endpoint.
+            **overrides: any other :class:`~agentsight_async.Settings` field.
 
         Raises:
-            NoApiKeyException: ``api_key=None`` (as the original did), or no key at all.
+            NoApiKeyException: ``api_key=None``, or no key at all.
             ConfigurationError: an invalid value.
         """
         if api_key is None:
@@ -128,9 +133,9 @@ class BlockingClient(Generic[CoreT]):
     def close(self) -> None:
         """Close the connections and stop the loop thread.
 
-        The client can still be used: the next call starts them again, with
-        the constructor's arguments (a lazy client reads the environment
-        again; ``configure()`` changes are forgotten).
+        The client can still be used: the next call starts them again, with the
+        constructor's arguments (a lazy client reads the environment again;
+        ``configure()`` changes are forgotten).
         """
         with self._lock:
             core, self._core, self._configured = self._core, None, None
@@ -156,15 +161,22 @@ class AgentSightAPI(BlockingClient[AsyncAgentSightAPI]):
     """Read tracked conversations, blocking: the original ``AgentSightAPI``.
 
     Every method runs :class:`AsyncAgentSightAPI`'s coroutine of the same name
-    on a private loop thread and returns its result (see there for the
-    arguments, answers and errors); ``for conversation in
-    api.iter_conversations(**filters)`` walks every page.  Works from any
-    thread and from inside a running event loop.
+    on a private loop thread and returns its result; ``for conversation in
+    api.iter_conversations(**filters)`` walks every page. Works from any thread
+    and from inside a running event loop. Unlike the original, each
+    construction is a new client (the original returned one shared instance).
 
-    Takes :class:`AsyncAgentSightAPI`'s arguments, plus *lazy*: read the
-    settings on first use instead of now (the module-level ``agentsight_api``
-    is lazy).  Unlike the original, each construction is a new client (the
-    original returned one shared instance).
+    Args:
+        api_key: the API key (``ags_...``); default ``AGENTSIGHT_API_KEY``.
+        endpoint: the AgentSight base URL; default ``AGENTSIGHT_API_ENDPOINT``.
+        lazy: read the settings on first use instead of now (the module-level
+            ``agentsight_api`` is lazy).
+        **options: the other arguments of :class:`AsyncAgentSightAPI`
+            (``settings``, ``transport``, ``retry_budget``, any setting).
+
+    Raises:
+        NoApiKeyException: no API key was given or configured (unless *lazy*).
+        ConfigurationError: an invalid setting (unless *lazy*).
     """
 
     _core_class = AsyncAgentSightAPI
@@ -192,37 +204,165 @@ class AgentSightAPI(BlockingClient[AsyncAgentSightAPI]):
         feedback_source: p.FeedbackSource | None = None,
         **extra_params: Any,
     ) -> dict[str, Any]:
-        """One page of conversations (see :meth:`AsyncAgentSightAPI.fetch_conversations`)."""
+        """One page of conversations matching the filters (``GET /api/conversations/``).
+
+        Blocks until done: runs :class:`AsyncAgentSightAPI`'s coroutine
+        on a private loop thread.
+
+        Args:
+            action_name: conversations with an action of this name.
+            conversation_id: this exact ``conversation_id``.
+            customer_id: this exact customer id.
+            customer_ip_address: this customer IP address.
+            device: this device type.
+            has_messages: only conversations with (``True``) or without (``False``)
+                messages.
+            language: this language code.
+            message_contains: text searched in the messages (case-insensitive).
+            page: the page number, 1-based.
+            page_size: results per page (1 to 1000).
+            started_at_after: started at or after this time (ISO-8601 or a
+                ``datetime``; a naive time is UTC).
+            started_at_before: started at or before this time.
+            is_marked: marked (``True``) or not (``False``).
+            name: the name contains this text.
+            include_deleted: include soft-deleted conversations (default ``False``).
+            metadata: ``"key:value,key2:value2"``, or a dict of the same: every key
+                holds that value.
+            has_feedback: with (``True``) or without (``False``) feedback.
+            feedback_sentiment: ``"positive"``, ``"neutral"`` or ``"negative"``.
+            feedback_source: ``"customer"`` or ``"platform"``.
+            **extra_params: other query parameters, sent as given.
+
+        Returns:
+            The page as the server sends it: ``{"count", "next", "previous",
+            "results": [...]}`` (the local collector adds ``page_size``,
+            ``total_pages``, ``current_page``).
+
+        Raises:
+            InvalidConversationDataException: an invalid argument (a ``ValueError``);
+                nothing was sent.
+            NotFoundException: no such conversation, or a page past the end.
+            UnauthorizedException: the key is wrong or its subscription inactive.
+            ForbiddenException: the key may not read this.
+            RateLimitException: still throttled once the retries were used up.
+            ApiServerException: still failing (5xx) once the retries were used up.
+            ConversationApiException: another error answer (``status_code``,
+                ``response_data``).
+            ConversationNetworkException: the backend could not be reached in time.
+        """
         args = _arguments(locals())
         return self._call(lambda api: api.fetch_conversations(**args))
 
     def iter_conversations(
         self, **filters: Unpack[p.ConversationFilters]
     ) -> Iterator[dict[str, Any]]:
-        """Every conversation matching the filters, page after page (fetched as needed)."""
+        """Every conversation matching the filters, page after page.
+
+        ::
+
+            for conversation in api.iter_conversations(customer_id="cust-42"):
+                print(conversation["conversation_id"])
+
+        Each page is fetched when the previous one is used up, with the same retries.
+
+        Args:
+            **filters: the filters of :meth:`fetch_conversations`; ``page_size`` sets
+                the page size, ``page`` the first page.
+
+        Yields:
+            Each conversation, as the list shows it.
+
+        Raises:
+            InvalidConversationDataException: an invalid filter.
+            ConversationApiException: an error answer (see :meth:`fetch_conversations`).
+            ConversationNetworkException: the backend could not be reached in time.
+        """
         pages = p.Pages(filters)
         while (params := pages.next_params()) is not None:
             yield from pages.take(self._call(_page(params)))
 
     def fetch_conversation(self, conversation_id: int | str) -> dict[str, Any]:
-        """One conversation by pk or ``conversation_id``
-        (see :meth:`AsyncAgentSightAPI.fetch_conversation`)."""
+        """One conversation, by its pk (``42``) or its ``conversation_id`` (``"chat-123"``).
+
+        Blocks until done: runs :class:`AsyncAgentSightAPI`'s coroutine
+        on a private loop thread.
+
+        A pk is read from ``GET /api/conversations/{pk}/`` (the conversation with
+        its transcript); a ``conversation_id`` is looked up as the original client
+        did, through the list filter, and the (first) match of that page is
+        returned as the list shows it (so a soft-deleted conversation is not found
+        by its ``conversation_id``: lists hide it).
+
+        Args:
+            conversation_id: the conversation's pk (``int``) or its
+                ``conversation_id`` (``str``, resolved through the backend's lookup).
+
+        Returns:
+            The conversation: its fields, and with a pk its ``transcript``,
+            ``messages`` and ``feedbacks``.
+
+        Raises:
+            InvalidConversationDataException: *conversation_id* is neither an ``int``
+                nor a non-empty ``str`` (a ``ValueError``).
+            MissingConversationIdException: *conversation_id* is empty.
+            NotFoundException: no such conversation, or a page past the end.
+            UnauthorizedException: the key is wrong or its subscription inactive.
+            ForbiddenException: the key may not read this.
+            RateLimitException: still throttled once the retries were used up.
+            ApiServerException: still failing (5xx) once the retries were used up.
+            ConversationApiException: another error answer (``status_code``,
+                ``response_data``).
+            ConversationNetworkException: the backend could not be reached in time.
+        """
         return self._call(lambda api: api.fetch_conversation(conversation_id))
 
     def fetch_conversation_attachments(self, conversation_id: int | str) -> dict[str, Any]:
-        """A conversation's attachments
-        (see :meth:`AsyncAgentSightAPI.fetch_conversation_attachments`)."""
+        """A conversation's attachments (``GET /api/conversations/{pk}/attachments/``).
+
+        Blocks until done: runs :class:`AsyncAgentSightAPI`'s coroutine
+        on a private loop thread.
+
+        Args:
+            conversation_id: the conversation's pk (``int``) or its
+                ``conversation_id`` (``str``, resolved through the backend's lookup).
+
+        Returns:
+            The answer as the server sends it (the local collector:
+            ``{"count", "results": [attachment groups with their files]}``).
+
+        Raises:
+            InvalidConversationDataException: an invalid argument (a ``ValueError``);
+                nothing was sent.
+            NotFoundException: no such conversation, or a page past the end.
+            UnauthorizedException: the key is wrong or its subscription inactive.
+            ForbiddenException: the key may not read this.
+            RateLimitException: still throttled once the retries were used up.
+            ApiServerException: still failing (5xx) once the retries were used up.
+            ConversationApiException: another error answer (``status_code``,
+                ``response_data``).
+            ConversationNetworkException: the backend could not be reached in time.
+        """
         return self._call(lambda api: api.fetch_conversation_attachments(conversation_id))
 
 
 class ConversationManager(BlockingClient[AsyncConversationManager]):
     """Manage tracked conversations, blocking: the original ``ConversationManager``.
 
-    Every method runs :class:`AsyncConversationManager`'s coroutine of the
-    same name on a private loop thread (see there: a string id is resolved
-    through ``/api/conversations/lookup/``; writes are sent exactly once).
-    Takes the same arguments as :class:`AgentSightAPI`; the module-level
-    ``conversation_manager`` is lazy.
+    Every method runs :class:`AsyncConversationManager`'s coroutine of the same
+    name on a private loop thread: a string id is resolved through
+    ``/api/conversations/lookup/``, and writes are sent exactly once.
+
+    Args:
+        api_key: the API key (``ags_...``); default ``AGENTSIGHT_API_KEY``.
+        endpoint: the AgentSight base URL; default ``AGENTSIGHT_API_ENDPOINT``.
+        lazy: read the settings on first use instead of now (the module-level
+            ``conversation_manager`` is lazy).
+        **options: the other arguments of :class:`AsyncConversationManager`.
+
+    Raises:
+        NoApiKeyException: no API key was given or configured (unless *lazy*).
+        ConfigurationError: an invalid setting (unless *lazy*).
     """
 
     _core_class = AsyncConversationManager
@@ -234,21 +374,131 @@ class ConversationManager(BlockingClient[AsyncConversationManager]):
         comment: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Record end-user feedback (see :meth:`AsyncConversationManager.submit_feedback`)."""
+        """Record end-user feedback on a conversation (``POST /api/conversation-feedbacks/``).
+
+        Blocks until done: runs :class:`AsyncConversationManager`'s coroutine
+        on a private loop thread.
+
+        Args:
+            conversation_id: the ``conversation_id`` (sent as is, the server resolves
+                it) or the pk.
+            sentiment: ``"positive"``, ``"neutral"`` or ``"negative"`` (or an enum of
+                them).
+            comment: optional text, at most 5000 characters.
+            metadata: optional JSON-serialisable dict (the AgentSight backend accepts
+                but discards it on this route).
+
+        Returns:
+            The server's answer (the stored feedback).
+
+        Raises:
+            InvalidConversationDataException: an invalid argument (a ``ValueError``);
+                nothing was sent.
+            MissingConversationIdException: *conversation_id* is empty.
+            NotFoundException: no such conversation.
+            UnauthorizedException: the key is wrong or its subscription inactive.
+            ForbiddenException: the key may not write (a read-only key).
+            RateLimitException: throttled; ``retry_after`` says for how long. The
+                write was not replayed: whether to send it again is your decision.
+            ApiServerException: the backend failed (5xx).
+            ConversationApiException: another error answer (``status_code``,
+                ``response_data``).
+            ConversationNetworkException: the backend could not be reached in time.
+        """
         return self._call(
             lambda m: m.submit_feedback(conversation_id, sentiment, comment, metadata)
         )
 
     def rename_conversation(self, conversation_id: int | str, name: str) -> dict[str, Any]:
-        """Rename a conversation (see :meth:`AsyncConversationManager.rename_conversation`)."""
+        """Rename a conversation (``PATCH /api/conversations/{pk}/rename/``).
+
+        Blocks until done: runs :class:`AsyncConversationManager`'s coroutine
+        on a private loop thread.
+
+        Args:
+            conversation_id: the conversation's pk (``int``) or its
+                ``conversation_id`` (``str``, resolved through the backend's lookup).
+            name: the new name: not blank, at most 255 characters; sent stripped.
+
+        Returns:
+            The conversation as the server answers it.
+
+        Raises:
+            InvalidConversationDataException: an invalid argument (a ``ValueError``);
+                nothing was sent.
+            MissingConversationIdException: *conversation_id* is empty.
+            NotFoundException: no such conversation.
+            UnauthorizedException: the key is wrong or its subscription inactive.
+            ForbiddenException: the key may not write (a read-only key).
+            RateLimitException: throttled; ``retry_after`` says for how long. The
+                write was not replayed: whether to send it again is your decision.
+            ApiServerException: the backend failed (5xx).
+            ConversationApiException: another error answer (``status_code``,
+                ``response_data``).
+            ConversationNetworkException: the backend could not be reached in time.
+        """
         return self._call(lambda m: m.rename_conversation(conversation_id, name))
 
     def mark_conversation(self, conversation_id: int | str, is_marked: bool) -> dict[str, Any]:
-        """Mark or unmark (see :meth:`AsyncConversationManager.mark_conversation`)."""
+        """Mark (``True``) or unmark (``False``) a conversation (``POST .../{pk}/mark/``).
+
+        Blocks until done: runs :class:`AsyncConversationManager`'s coroutine
+        on a private loop thread.
+
+        Args:
+            conversation_id: the conversation's pk (``int``) or its
+                ``conversation_id`` (``str``, resolved through the backend's lookup).
+            is_marked: the new mark.
+
+        Returns:
+            The conversation as the server answers it.
+
+        Raises:
+            InvalidConversationDataException: an invalid argument (a ``ValueError``);
+                nothing was sent.
+            MissingConversationIdException: *conversation_id* is empty.
+            NotFoundException: no such conversation.
+            UnauthorizedException: the key is wrong or its subscription inactive.
+            ForbiddenException: the key may not write (a read-only key).
+            RateLimitException: throttled; ``retry_after`` says for how long. The
+                write was not replayed: whether to send it again is your decision.
+            ApiServerException: the backend failed (5xx).
+            ConversationApiException: another error answer (``status_code``,
+                ``response_data``).
+            ConversationNetworkException: the backend could not be reached in time.
+        """
         return self._call(lambda m: m.mark_conversation(conversation_id, is_marked))
 
     def delete_conversation(self, conversation_id: int | str) -> dict[str, Any]:
-        """Soft-delete (see :meth:`AsyncConversationManager.delete_conversation`)."""
+        """Soft-delete a conversation (``DELETE /api/conversations/{pk}/delete/``).
+
+        Blocks until done: runs :class:`AsyncConversationManager`'s coroutine
+        on a private loop thread.
+
+        The conversation is hidden from lists unless they ask for
+        ``include_deleted=True``, and still readable by its pk.
+
+        Args:
+            conversation_id: the conversation's pk (``int``) or its
+                ``conversation_id`` (``str``, resolved through the backend's lookup).
+
+        Returns:
+            The conversation as the server answers it (``is_deleted: true``).
+
+        Raises:
+            InvalidConversationDataException: an invalid argument (a ``ValueError``);
+                nothing was sent.
+            MissingConversationIdException: *conversation_id* is empty.
+            NotFoundException: no such conversation.
+            UnauthorizedException: the key is wrong or its subscription inactive.
+            ForbiddenException: the key may not write (a read-only key).
+            RateLimitException: throttled; ``retry_after`` says for how long. The
+                write was not replayed: whether to send it again is your decision.
+            ApiServerException: the backend failed (5xx).
+            ConversationApiException: another error answer (``status_code``,
+                ``response_data``).
+            ConversationNetworkException: the backend could not be reached in time.
+        """
         return self._call(lambda m: m.delete_conversation(conversation_id))
 
     def update_conversation(
@@ -261,15 +511,59 @@ class ConversationManager(BlockingClient[AsyncConversationManager]):
         language: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Change several fields (see :meth:`AsyncConversationManager.update_conversation`)."""
+        """Change several fields at once (``PATCH /api/conversations/{pk}/update/``).
+
+        Blocks until done: runs :class:`AsyncConversationManager`'s coroutine
+        on a private loop thread.
+
+        Only the fields given (not ``None``) are sent; ``metadata`` replaces the
+        stored document.
+
+        Args:
+            conversation_id: the conversation's pk (``int``) or its
+                ``conversation_id`` (``str``, resolved through the backend's lookup).
+            name: a new name.
+            is_marked: a new mark.
+            customer_id: a new customer id.
+            device: a new device.
+            language: a new language.
+            metadata: a new metadata document (replaces the old one).
+
+        Returns:
+            The conversation as the server answers it.
+
+        Raises:
+            InvalidConversationDataException: an invalid argument (a ``ValueError``);
+                nothing was sent.
+            MissingConversationIdException: *conversation_id* is empty.
+            ValueError: no field was given.
+            NotFoundException: no such conversation.
+            UnauthorizedException: the key is wrong or its subscription inactive.
+            ForbiddenException: the key may not write (a read-only key).
+            RateLimitException: throttled; ``retry_after`` says for how long. The
+                write was not replayed: whether to send it again is your decision.
+            ApiServerException: the backend failed (5xx).
+            ConversationApiException: another error answer (``status_code``,
+                ``response_data``).
+            ConversationNetworkException: the backend could not be reached in time.
+        """
         args = _arguments(locals())
         return self._call(lambda m: m.update_conversation(**args))
 
 
 #: The module-level reading client of the original package (settings read on first use).
 agentsight_api = AgentSightAPI(lazy=True)
+"""The ready-made :class:`AgentSightAPI` of the original package.
+
+Lazy: it reads ``AGENTSIGHT_API_KEY`` / ``AGENTSIGHT_API_ENDPOINT`` on its first
+call, so importing never raises; ``configure()`` points it elsewhere.
+"""
 #: The module-level managing client of the original package (settings read on first use).
 conversation_manager = ConversationManager(lazy=True)
+"""The ready-made :class:`ConversationManager` of the original package.
+
+Lazy, like ``agentsight_api``: settings are read on its first call.
+"""
 
 
 def _timed_out(seconds: float) -> Callable[[], BaseException]:

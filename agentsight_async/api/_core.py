@@ -103,7 +103,10 @@ class AsyncApiClient:
         return self._http.retry_budget + 2 * self.settings.request_timeout + SYNC_SLACK
 
     async def aclose(self) -> None:
-        """Close the HTTP connections.  The client can be used again afterwards."""
+        """Close the HTTP connections.
+
+        The client can be used again afterwards: the next call opens new ones.
+        """
         await self._http.aclose()
 
     async def __aenter__(self: C) -> C:

@@ -28,21 +28,24 @@ class AsyncConversationManager(AsyncApiClient):
 
     A conversation is named by its pk (``int``) or its ``conversation_id``
     (``str``); a string is resolved to the pk with ``GET
-    /api/conversations/lookup/`` (a read: retried like every read).  The
-    writes themselves are **sent exactly once**: a throttled write raises
-    :class:`~agentsight_async.RateLimitException` with ``retry_after``, a
-    failed one its error, and nothing is replayed behind your back.
+    /api/conversations/lookup/`` (a read: retried like every read). The writes
+    themselves are **sent exactly once**: a throttled write raises
+    :class:`~agentsight_async.RateLimitException` with ``retry_after``, a failed
+    one its error, and nothing is replayed behind your back.
 
-    Takes the constructor arguments of
-    :class:`~agentsight_async.AsyncAgentSightAPI`.
+    Args:
+        api_key: the API key (``ags_...``); default ``AGENTSIGHT_API_KEY``.
+        endpoint: the AgentSight base URL; default ``AGENTSIGHT_API_ENDPOINT``.
+        settings: a complete :class:`~agentsight_async.Settings` instead of the above.
+        transport: an httpx transport (``httpx.MockTransport`` in tests).
+        retry_budget: seconds a read (the lookup) may keep retrying.
+        sleep: the retry policy's wait (tests pass a fake).
+        clock: the retry policy's monotonic clock (tests pass a fake).
+        **overrides: any other :class:`~agentsight_async.Settings` field.
 
-    Every method returns the server's answer (``{}`` for an empty one) and
-    raises, besides the input errors it names:
-    :class:`~agentsight_async.NotFoundException` (no such conversation),
-    ``UnauthorizedException``, ``ForbiddenException`` (e.g. a read-only key),
-    ``RateLimitException``, ``ApiServerException``, ``ConversationApiException``
-    (another 4xx, with ``status_code`` and ``response_data``), or
-    ``ConversationNetworkException``.
+    Raises:
+        NoApiKeyException: no API key was given or configured.
+        ConfigurationError: an invalid setting.
     """
 
     async def submit_feedback(
@@ -55,17 +58,30 @@ class AsyncConversationManager(AsyncApiClient):
         """Record end-user feedback on a conversation (``POST /api/conversation-feedbacks/``).
 
         Args:
-            conversation_id: the ``conversation_id`` (sent as is, the server
-                resolves it) or the pk.
-            sentiment: ``positive``, ``neutral`` or ``negative`` (or an enum of them).
+            conversation_id: the ``conversation_id`` (sent as is, the server resolves
+                it) or the pk.
+            sentiment: ``"positive"``, ``"neutral"`` or ``"negative"`` (or an enum of
+                them).
             comment: optional text, at most 5000 characters.
-            metadata: optional JSON-serialisable dict (the AgentSight backend
-                accepts but discards it on this route, protocol §5.8).
+            metadata: optional JSON-serialisable dict (the AgentSight backend accepts
+                but discards it on this route).
+
+        Returns:
+            The server's answer (the stored feedback).
 
         Raises:
-            InvalidConversationDataException: an invalid sentiment, comment or
-                metadata (nothing was sent).
+            InvalidConversationDataException: an invalid argument (a ``ValueError``);
+                nothing was sent.
             MissingConversationIdException: *conversation_id* is empty.
+            NotFoundException: no such conversation.
+            UnauthorizedException: the key is wrong or its subscription inactive.
+            ForbiddenException: the key may not write (a read-only key).
+            RateLimitException: throttled; ``retry_after`` says for how long. The
+                write was not replayed: whether to send it again is your decision.
+            ApiServerException: the backend failed (5xx).
+            ConversationApiException: another error answer (``status_code``,
+                ``response_data``).
+            ConversationNetworkException: the backend could not be reached in time.
         """
         ref = p.reference(conversation_id)
         body = p.feedback_body(ref, sentiment, comment, metadata)
@@ -79,11 +95,26 @@ class AsyncConversationManager(AsyncApiClient):
         """Rename a conversation (``PATCH /api/conversations/{pk}/rename/``).
 
         Args:
-            conversation_id: pk or ``conversation_id``.
+            conversation_id: the conversation's pk (``int``) or its
+                ``conversation_id`` (``str``, resolved through the backend's lookup).
             name: the new name: not blank, at most 255 characters; sent stripped.
 
+        Returns:
+            The conversation as the server answers it.
+
         Raises:
-            InvalidConversationDataException: an invalid name (nothing was sent).
+            InvalidConversationDataException: an invalid argument (a ``ValueError``);
+                nothing was sent.
+            MissingConversationIdException: *conversation_id* is empty.
+            NotFoundException: no such conversation.
+            UnauthorizedException: the key is wrong or its subscription inactive.
+            ForbiddenException: the key may not write (a read-only key).
+            RateLimitException: throttled; ``retry_after`` says for how long. The
+                write was not replayed: whether to send it again is your decision.
+            ApiServerException: the backend failed (5xx).
+            ConversationApiException: another error answer (``status_code``,
+                ``response_data``).
+            ConversationNetworkException: the backend could not be reached in time.
         """
         ref = p.reference(conversation_id)
         body = {"name": p.new_name(name, required=True)}
@@ -92,7 +123,30 @@ class AsyncConversationManager(AsyncApiClient):
     async def mark_conversation(
         self, conversation_id: int | str, is_marked: bool
     ) -> dict[str, Any]:
-        """Mark (``True``) or unmark (``False``) a conversation (``POST .../{pk}/mark/``)."""
+        """Mark (``True``) or unmark (``False``) a conversation (``POST .../{pk}/mark/``).
+
+        Args:
+            conversation_id: the conversation's pk (``int``) or its
+                ``conversation_id`` (``str``, resolved through the backend's lookup).
+            is_marked: the new mark.
+
+        Returns:
+            The conversation as the server answers it.
+
+        Raises:
+            InvalidConversationDataException: an invalid argument (a ``ValueError``);
+                nothing was sent.
+            MissingConversationIdException: *conversation_id* is empty.
+            NotFoundException: no such conversation.
+            UnauthorizedException: the key is wrong or its subscription inactive.
+            ForbiddenException: the key may not write (a read-only key).
+            RateLimitException: throttled; ``retry_after`` says for how long. The
+                write was not replayed: whether to send it again is your decision.
+            ApiServerException: the backend failed (5xx).
+            ConversationApiException: another error answer (``status_code``,
+                ``response_data``).
+            ConversationNetworkException: the backend could not be reached in time.
+        """
         ref = p.reference(conversation_id)
         return await self._write("POST", "mark", {"is_marked": bool(is_marked)}, ref)
 
@@ -101,6 +155,27 @@ class AsyncConversationManager(AsyncApiClient):
 
         The conversation is hidden from lists unless they ask for
         ``include_deleted=True``, and still readable by its pk.
+
+        Args:
+            conversation_id: the conversation's pk (``int``) or its
+                ``conversation_id`` (``str``, resolved through the backend's lookup).
+
+        Returns:
+            The conversation as the server answers it (``is_deleted: true``).
+
+        Raises:
+            InvalidConversationDataException: an invalid argument (a ``ValueError``);
+                nothing was sent.
+            MissingConversationIdException: *conversation_id* is empty.
+            NotFoundException: no such conversation.
+            UnauthorizedException: the key is wrong or its subscription inactive.
+            ForbiddenException: the key may not write (a read-only key).
+            RateLimitException: throttled; ``retry_after`` says for how long. The
+                write was not replayed: whether to send it again is your decision.
+            ApiServerException: the backend failed (5xx).
+            ConversationApiException: another error answer (``status_code``,
+                ``response_data``).
+            ConversationNetworkException: the backend could not be reached in time.
         """
         ref = p.reference(conversation_id)
         return await self._write("DELETE", "delete", None, ref)
@@ -117,12 +192,36 @@ class AsyncConversationManager(AsyncApiClient):
     ) -> dict[str, Any]:
         """Change several fields at once (``PATCH /api/conversations/{pk}/update/``).
 
-        Only the fields given (not None) are sent; ``metadata`` replaces the
+        Only the fields given (not ``None``) are sent; ``metadata`` replaces the
         stored document.
 
+        Args:
+            conversation_id: the conversation's pk (``int``) or its
+                ``conversation_id`` (``str``, resolved through the backend's lookup).
+            name: a new name.
+            is_marked: a new mark.
+            customer_id: a new customer id.
+            device: a new device.
+            language: a new language.
+            metadata: a new metadata document (replaces the old one).
+
+        Returns:
+            The conversation as the server answers it.
+
         Raises:
-            InvalidConversationDataException: an invalid field (nothing was sent).
+            InvalidConversationDataException: an invalid argument (a ``ValueError``);
+                nothing was sent.
+            MissingConversationIdException: *conversation_id* is empty.
             ValueError: no field was given.
+            NotFoundException: no such conversation.
+            UnauthorizedException: the key is wrong or its subscription inactive.
+            ForbiddenException: the key may not write (a read-only key).
+            RateLimitException: throttled; ``retry_after`` says for how long. The
+                write was not replayed: whether to send it again is your decision.
+            ApiServerException: the backend failed (5xx).
+            ConversationApiException: another error answer (``status_code``,
+                ``response_data``).
+            ConversationNetworkException: the backend could not be reached in time.
         """
         ref = p.reference(conversation_id)
         body = p.update_body(name, is_marked, customer_id, device, language, metadata)

@@ -59,7 +59,13 @@ _TIME_FILTERS = frozenset({"started_at_after", "started_at_before"})
 
 
 class ConversationFilters(TypedDict, total=False):
-    """The filters of ``fetch_conversations`` that ``iter_conversations`` takes (no ``page``)."""
+    """The filters of ``fetch_conversations`` that ``iter_conversations`` takes.
+
+    Every key is optional and means what the argument of the same name means
+    for ``fetch_conversations`` (``customer_id``, ``is_marked``,
+    ``message_contains``, ``metadata`` ...); ``page_size`` sets the page size
+    and ``page`` the first page.
+    """
 
     action_name: str
     conversation_id: str

@@ -31,7 +31,8 @@ class AsyncAgentSightAPI(AsyncApiClient):
                 ...
 
     Every read is retried on network errors, 408, 429 and 5xx (honouring
-    ``Retry-After``) for up to ``retry_budget`` seconds (default 10).
+    ``Retry-After``) for up to ``retry_budget`` seconds (default 10). Use it as
+    an async context manager, or call :meth:`aclose`, to close its connections.
 
     Args:
         api_key: the API key (``ags_...``); default ``AGENTSIGHT_API_KEY``.
@@ -39,9 +40,10 @@ class AsyncAgentSightAPI(AsyncApiClient):
         settings: a complete :class:`~agentsight_async.Settings` instead of the above.
         transport: an httpx transport (``httpx.MockTransport`` in tests).
         retry_budget: seconds a call may keep retrying.
-        sleep, clock: the retry policy's wait and monotonic clock (tests pass fakes).
+        sleep: the retry policy's wait (tests pass a fake).
+        clock: the retry policy's monotonic clock (tests pass a fake).
         **overrides: any other :class:`~agentsight_async.Settings` field
-            (``request_timeout=5``, ``verify_tls=False``...).
+            (``request_timeout=5``, ``verify_tls=False`` ...).
 
     Raises:
         NoApiKeyException: no API key was given or configured (needed unless the
@@ -76,34 +78,45 @@ class AsyncAgentSightAPI(AsyncApiClient):
 
         Args:
             action_name: conversations with an action of this name.
-            conversation_id: exact ``conversation_id``.
-            customer_id: exact customer id.
-            customer_ip_address: customer IP address.
-            device: device type.
-            has_messages: only conversations with (True) or without (False) messages.
-            language: language code.
-            message_contains: text searched in the messages.
-            page: page number (1-based); page_size: results per page.
-            started_at_after, started_at_before: ISO-8601 strings or datetimes.
-            is_marked: marked (True) or not (False).
+            conversation_id: this exact ``conversation_id``.
+            customer_id: this exact customer id.
+            customer_ip_address: this customer IP address.
+            device: this device type.
+            has_messages: only conversations with (``True``) or without (``False``)
+                messages.
+            language: this language code.
+            message_contains: text searched in the messages (case-insensitive).
+            page: the page number, 1-based.
+            page_size: results per page (1 to 1000).
+            started_at_after: started at or after this time (ISO-8601 or a
+                ``datetime``; a naive time is UTC).
+            started_at_before: started at or before this time.
+            is_marked: marked (``True``) or not (``False``).
             name: the name contains this text.
-            include_deleted: include soft-deleted conversations (default False).
-            metadata: ``"key:value,key2:value2"`` or a dict of the same.
-            has_feedback: with (True) or without (False) feedback.
-            feedback_sentiment: ``positive``, ``neutral`` or ``negative``.
-            feedback_source: ``customer`` or ``platform``.
+            include_deleted: include soft-deleted conversations (default ``False``).
+            metadata: ``"key:value,key2:value2"``, or a dict of the same: every key
+                holds that value.
+            has_feedback: with (``True``) or without (``False``) feedback.
+            feedback_sentiment: ``"positive"``, ``"neutral"`` or ``"negative"``.
+            feedback_source: ``"customer"`` or ``"platform"``.
             **extra_params: other query parameters, sent as given.
 
         Returns:
             The page as the server sends it: ``{"count", "next", "previous",
-            "results": [...]}``.
+            "results": [...]}`` (the local collector adds ``page_size``,
+            ``total_pages``, ``current_page``).
 
         Raises:
-            InvalidConversationDataException: an invalid filter (a ``ValueError``);
+            InvalidConversationDataException: an invalid argument (a ``ValueError``);
                 nothing was sent.
-            UnauthorizedException, ForbiddenException, NotFoundException (a page
-            past the end), ConversationApiException, RateLimitException,
-            ApiServerException, ConversationNetworkException.
+            NotFoundException: no such conversation, or a page past the end.
+            UnauthorizedException: the key is wrong or its subscription inactive.
+            ForbiddenException: the key may not read this.
+            RateLimitException: still throttled once the retries were used up.
+            ApiServerException: still failing (5xx) once the retries were used up.
+            ConversationApiException: another error answer (``status_code``,
+                ``response_data``).
+            ConversationNetworkException: the backend could not be reached in time.
         """
         filters = {k: v for k, v in locals().items() if k not in ("self", "extra_params")}
         params = p.list_params(filters, extra_params)
@@ -115,14 +128,26 @@ class AsyncAgentSightAPI(AsyncApiClient):
     async def iter_conversations(
         self, **filters: Unpack[p.ConversationFilters]
     ) -> AsyncIterator[dict[str, Any]]:
-        """Every conversation matching the filters, page after page::
+        """Every conversation matching the filters, page after page.
+
+        ::
 
             async for conversation in api.iter_conversations(customer_id="cust-42"):
                 print(conversation["conversation_id"])
 
-        Takes the filters of :meth:`fetch_conversations` (``page_size`` sets
-        the page size; ``page`` the first page).  Each page is fetched when the
-        previous one is used up, with the same retries.
+        Each page is fetched when the previous one is used up, with the same retries.
+
+        Args:
+            **filters: the filters of :meth:`fetch_conversations`; ``page_size`` sets
+                the page size, ``page`` the first page.
+
+        Yields:
+            Each conversation, as the list shows it.
+
+        Raises:
+            InvalidConversationDataException: an invalid filter.
+            ConversationApiException: an error answer (see :meth:`fetch_conversations`).
+            ConversationNetworkException: the backend could not be reached in time.
         """
         pages = p.Pages(filters)
         while (params := pages.next_params()) is not None:
@@ -132,33 +157,57 @@ class AsyncAgentSightAPI(AsyncApiClient):
     async def fetch_conversation(self, conversation_id: int | str) -> dict[str, Any]:
         """One conversation, by its pk (``42``) or its ``conversation_id`` (``"chat-123"``).
 
-        A pk is read from ``GET /api/conversations/{pk}/`` (the conversation
-        with its transcript); a ``conversation_id`` is looked up as the original
-        client did, through the list filter, and the (first) match of that page
-        is returned as the list shows it (so a soft-deleted conversation is not
-        found by its ``conversation_id``: lists hide it).
+        A pk is read from ``GET /api/conversations/{pk}/`` (the conversation with
+        its transcript); a ``conversation_id`` is looked up as the original client
+        did, through the list filter, and the (first) match of that page is
+        returned as the list shows it (so a soft-deleted conversation is not found
+        by its ``conversation_id``: lists hide it).
+
+        Args:
+            conversation_id: the conversation's pk (``int``) or its
+                ``conversation_id`` (``str``, resolved through the backend's lookup).
+
+        Returns:
+            The conversation: its fields, and with a pk its ``transcript``,
+            ``messages`` and ``feedbacks``.
 
         Raises:
-            NotFoundException: no such conversation.
-            InvalidConversationDataException, MissingConversationIdException:
-                *conversation_id* is neither an int nor a non-empty str
-                (``ValueError`` s).
-            and the errors of :meth:`fetch_conversations`.
+            InvalidConversationDataException: *conversation_id* is neither an ``int``
+                nor a non-empty ``str`` (a ``ValueError``).
+            MissingConversationIdException: *conversation_id* is empty.
+            NotFoundException: no such conversation, or a page past the end.
+            UnauthorizedException: the key is wrong or its subscription inactive.
+            ForbiddenException: the key may not read this.
+            RateLimitException: still throttled once the retries were used up.
+            ApiServerException: still failing (5xx) once the retries were used up.
+            ConversationApiException: another error answer (``status_code``,
+                ``response_data``).
+            ConversationNetworkException: the backend could not be reached in time.
         """
         return await self._conversation(p.reference(conversation_id), self._http.deadline())
 
     async def fetch_conversation_attachments(self, conversation_id: int | str) -> dict[str, Any]:
         """A conversation's attachments (``GET /api/conversations/{pk}/attachments/``).
 
-        *conversation_id* is a pk or a ``conversation_id`` (looked up first, as in
-        :meth:`fetch_conversation`).
+        Args:
+            conversation_id: the conversation's pk (``int``) or its
+                ``conversation_id`` (``str``, resolved through the backend's lookup).
 
         Returns:
             The answer as the server sends it (the local collector:
             ``{"count", "results": [attachment groups with their files]}``).
 
         Raises:
-            The errors of :meth:`fetch_conversation`.
+            InvalidConversationDataException: an invalid argument (a ``ValueError``);
+                nothing was sent.
+            NotFoundException: no such conversation, or a page past the end.
+            UnauthorizedException: the key is wrong or its subscription inactive.
+            ForbiddenException: the key may not read this.
+            RateLimitException: still throttled once the retries were used up.
+            ApiServerException: still failing (5xx) once the retries were used up.
+            ConversationApiException: another error answer (``status_code``,
+                ``response_data``).
+            ConversationNetworkException: the backend could not be reached in time.
         """
         ref = p.reference(conversation_id)
         deadline = self._http.deadline()

@@ -28,6 +28,7 @@ logger = logging.getLogger("agentsight_async")
 
 #: Targets that patch a provider SDK (their calls are counted there, not by frameworks).
 PROVIDER_TARGETS = ("openai", "anthropic")
+"""The targets that patch a provider SDK; a framework leaves the model calls they cover to them."""
 
 
 class _Integration(Protocol):
@@ -53,20 +54,26 @@ def _resolve(targets: tuple[str, ...]) -> list[str]:
 
 
 def instrument(*targets: str, tracker: BaseTracker | None = None) -> list[str]:
-    """Install automatic capture; return the targets installed (by this call or before).
+    """Install automatic capture of model calls.
+
+    Each captured model call becomes one token-usage item in the conversation of
+    the task or thread that made it.
 
     Args:
-        targets: any of ``"openai"``, ``"anthropic"``, ``"langchain"``,
+        *targets: any of ``"openai"``, ``"anthropic"``, ``"langchain"``,
             ``"llama_index"``; none given means every one whose package is
             installed.
         tracker: send every capture to this tracker (its current conversation
-            in the calling task or thread).  Without it a call goes to the one
+            in the calling task or thread). Without it a call goes to the one
             live tracker that has a current conversation there, and is not
             recorded when there is none or more than one.
 
-    Idempotent: installing twice never stacks a second patch.  A target whose
+    Idempotent: installing twice never stacks a second patch. A target whose
     package is missing is skipped (logged at DEBUG); one whose internals are
-    not what we know is skipped with a warning.  Never raises for either.
+    not what we know is skipped with a warning. Never raises for either.
+
+    Returns:
+        The targets installed (by this call or before), in registry order.
 
     Raises:
         ValueError: for a target name that does not exist.
@@ -96,6 +103,12 @@ def uninstrument(*targets: str) -> None:
     """Remove capture (every target when none is given) and forget ``tracker=``.
 
     The original methods are restored; calls made from now on are not captured.
+
+    Args:
+        *targets: the targets to remove; none given means all of them.
+
+    Raises:
+        ValueError: for a target name that does not exist.
     """
     names = _resolve(targets) if targets else list(INSTRUMENT_TARGETS)
     for name in names:
@@ -107,7 +120,11 @@ def uninstrument(*targets: str) -> None:
 
 
 def instrumented() -> list[str]:
-    """The targets installed now."""
+    """The targets whose capture is installed now.
+
+    Returns:
+        Target names (``"openai"`` ...), in registry order.
+    """
     installed = _capture.installed()
     return [name for name in INSTRUMENT_TARGETS if name in installed]
 

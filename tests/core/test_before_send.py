@@ -132,9 +132,9 @@ def test_nothing_unredacted_reaches_the_spool(tmp_path: Path) -> None:
         spool_dir=str(spool),
         request_timeout=0.2,
         shutdown_timeout=0.5,
-        before_send=lambda e: {**e, "data": {**e["data"], "content": "[redacted]"}}
-        if e["kind"] == "question"
-        else e,
+        before_send=lambda e: (
+            {**e, "data": {**e["data"], "content": "[redacted]"}} if e["kind"] == "question" else e
+        ),
     )
     tracker.track_human_message("alice@example.com", conversation_id="c")
     tracker.close()

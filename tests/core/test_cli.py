@@ -99,7 +99,5 @@ def test_every_option_of_every_command_is_explained(capsys: pytest.CaptureFixtur
             # spaces apart), or alone on the next line when the option is long
             spec, _, same_line = lines[i].strip().partition("  ")
             next_line = lines[i + 1] if i + 1 < len(lines) else ""
-            explained = same_line.strip() or (
-                next_line.startswith(" " * 10) and next_line.strip()
-            )
+            explained = same_line.strip() or (next_line.startswith(" " * 10) and next_line.strip())
             assert explained, f"{command}: {spec!r} has no help"

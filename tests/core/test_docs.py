@@ -1,20 +1,27 @@
-"""Every Python block in README.md and docs/ runs, so the documentation cannot rot."""
+"""Every Python block in README.md and docs/ runs, so the documentation cannot rot.
+
+A block runs with ``exec`` in this process, its events sent to a ``memory://``
+endpoint instead of the internet - unless its page is a recipe with a runner in
+``docs_recipes.RUNNERS``: then the runner runs it the way the page says, for
+real (the framework's test client or a server on loopback, a Celery worker, a
+Jupyter kernel, a subprocess) and checks what arrived.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
-import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from docs_recipes import RUNNERS, Context
+from docs_support import PYTHON_LANGS, Block, blocks, fences, pages
 
 from agentsight_async import conversation_tracker, uninstrument
 
 ROOT = Path(__file__).resolve().parents[2]
-BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 #: The integration pages and the package their examples need (skipped without it).
 NEEDS = {
     "openai.md": "openai",
@@ -22,15 +29,7 @@ NEEDS = {
     "langchain.md": "langchain_openai",
     "llama_index.md": "llama_index.llms.openai",
 }
-
-
-def blocks() -> list[tuple[str, str]]:
-    found = []
-    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
-        name = doc.relative_to(ROOT / "docs").as_posix() if doc.parent != ROOT else doc.name
-        for i, code in enumerate(BLOCK.findall(doc.read_text(encoding="utf-8"))):
-            found.append((f"{name}#{i}", code))
-    return found
+ALL = blocks()
 
 
 @contextlib.contextmanager
@@ -56,25 +55,51 @@ def model_server(where: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         uninstrument()
 
 
-@pytest.mark.parametrize(("where", "code"), blocks(), ids=[w for w, _ in blocks()])
+@pytest.mark.parametrize("block", ALL, ids=[b.where for b in ALL])
 def test_documentation_block_runs(
-    where: str, code: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    block: Block,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     # Blocks that send somewhere go to memory:// instead of the internet.
-    monkeypatch.setenv("AGENTSIGHT_API_ENDPOINT", f"memory://docs/{where}")
+    endpoint = f"memory://docs/{block.where}"
+    monkeypatch.setenv("AGENTSIGHT_API_ENDPOINT", endpoint)
     conversation_tracker.close()
+    runner = RUNNERS.get((block.page, block.title)) or RUNNERS.get((block.page, block.index))
     try:
-        with model_server(where, monkeypatch):
-            exec(compile(code, where, "exec"), {"__name__": "__docs__"})
+        with model_server(block.where, monkeypatch):
+            if runner is not None:
+                runner(block, Context(endpoint, tmp_path, monkeypatch, request))
+            else:
+                exec(compile(block.code, block.where, "exec"), {"__name__": "__docs__"})
     finally:
         conversation_tracker.close(timeout=5)
     assert "Traceback" not in capsys.readouterr().err
 
 
+def test_every_python_block_is_found() -> None:
+    """A fence the runner would miss (```py3, ```pycon ...) fails here instead of rotting."""
+    missed = []
+    for name, path in pages():
+        for lang, _, code in fences(path.read_text(encoding="utf-8")):
+            if lang not in PYTHON_LANGS and lang.startswith("py"):
+                missed.append(f"{name}: ```{lang} {code[:40]!r}")
+    assert missed == []
+    assert len(ALL) >= 60  # README.md and docs/ held 62 when this was written
+
+
+def test_every_recipe_runner_has_its_block() -> None:
+    """A runner whose block was renamed or moved would silently never run."""
+    keys = {(b.page, b.title) for b in ALL} | {(b.page, b.index) for b in ALL}
+    assert sorted(map(str, set(RUNNERS) - keys)) == []
+
+
 def test_readme_quick_start_reports_the_documented_summary(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sync_block = next(code for where, code in blocks() if "send_tracked_data" in code)
+    sync_block = next(b.code for b in ALL if "send_tracked_data" in b.code)
     monkeypatch.setenv("AGENTSIGHT_API_ENDPOINT", "memory://docs/quick")
     conversation_tracker.close()
     try:

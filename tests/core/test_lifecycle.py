@@ -106,7 +106,11 @@ def _run_script(code: str, tmp_path: Path, timeout: float = 60) -> subprocess.Co
     script.write_text(textwrap.dedent(code))
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTSIGHT_")}
     return subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=timeout, env=env,
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
         cwd=tmp_path,
     )
 
@@ -211,8 +215,11 @@ def test_on_error_gets_background_failures_and_never_raises_into_user_code() -> 
     from agentsight_async.testing import DUMMY_API_KEY
 
     tracker = ConversationTracker(
-        api_key=DUMMY_API_KEY, endpoint="http://127.0.0.1:9", on_error=on_error,
-        retry_budget=0.3, request_timeout=0.2,
+        api_key=DUMMY_API_KEY,
+        endpoint="http://127.0.0.1:9",
+        on_error=on_error,
+        retry_budget=0.3,
+        request_timeout=0.2,
     )
     tracker.track_human_message("will fail", conversation_id="err")
     result = tracker.flush(timeout=10)
@@ -257,8 +264,12 @@ async def test_await_waits_for_room_while_sync_calls_drop() -> None:
     assert waited["dropped_total"] == 0
     assert [r["data"]["content"] for r in recorded(url, "bp")] == [f"b{i}" for i in range(500)]
 
-    sync = ConversationTracker(endpoint="memory://backpressure-sync", max_queue_events=20,
-                               flush_interval=3600, batch_size=1000)
+    sync = ConversationTracker(
+        endpoint="memory://backpressure-sync",
+        max_queue_events=20,
+        flush_interval=3600,
+        batch_size=1000,
+    )
     for i in range(50):
         sync.track_human_message(f"s{i}", conversation_id="bp")
     assert sync.stats()["dropped"]["queue_full"] == 30  # never blocks: drops and counts

@@ -49,8 +49,11 @@ async def test_flush_is_true_only_when_everything_was_delivered() -> None:
 
 async def test_flush_is_false_when_the_host_is_unreachable() -> None:
     tracker = AsyncConversationTracker(
-        api_key=DUMMY_API_KEY, endpoint="http://127.0.0.1:9", retry_budget=0.3,
-        request_timeout=0.2, _env_file=None,
+        api_key=DUMMY_API_KEY,
+        endpoint="http://127.0.0.1:9",
+        retry_budget=0.3,
+        request_timeout=0.2,
+        _env_file=None,
     )
     async with tracker:
         await tracker.track_human_message("lost", conversation_id="c")
@@ -82,8 +85,10 @@ async def test_flush_counts_what_is_still_pending_at_the_deadline() -> None:
         return httpx.Response(201, json={})
 
     tracker = AsyncConversationTracker(
-        api_key=DUMMY_API_KEY, endpoint="https://agentsight.test",
-        transport=httpx.MockTransport(slow), _env_file=None,
+        api_key=DUMMY_API_KEY,
+        endpoint="https://agentsight.test",
+        transport=httpx.MockTransport(slow),
+        _env_file=None,
     )
     async with tracker:
         for i in range(3):
@@ -217,8 +222,11 @@ def test_an_outage_is_visible_while_it_lasts(caplog: pytest.LogCaptureFixture) -
     port = _free_port()  # nothing listens there yet: the collector is "down"
     with caplog.at_level(logging.INFO, logger="agentsight_async"):
         tracker = ConversationTracker(
-            api_key=DUMMY_API_KEY, endpoint=f"http://127.0.0.1:{port}", flush_interval=0.05,
-            request_timeout=1, retry_budget=120,
+            api_key=DUMMY_API_KEY,
+            endpoint=f"http://127.0.0.1:{port}",
+            flush_interval=0.05,
+            request_timeout=1,
+            retry_budget=120,
         )
         try:
             tracker.track_human_message("during the outage", conversation_id="o")
@@ -251,7 +259,9 @@ def test_on_error_is_called_once_per_lost_batch_whatever_the_protocol(protocol: 
     calls: list[tuple[BaseException, dict[str, object]]] = []
     with LocalCollector(api_keys=[generate_api_key()]) as collector:  # refuses our key
         tracker = ConversationTracker(
-            api_key=DUMMY_API_KEY, endpoint=collector.url, protocol=protocol,
+            api_key=DUMMY_API_KEY,
+            endpoint=collector.url,
+            protocol=protocol,
             on_error=lambda exc, ctx: calls.append((exc, ctx)),
         )
         try:

@@ -172,8 +172,15 @@ def contents(url: str, conversation_id: str) -> list[tuple[str, Any]]:
     out = []
     for rec in recorded(url, conversation_id):
         data = rec["data"]
-        out.append((rec["type"], data.get("content") or data.get("action_name") or
-                    data.get("label") or data.get("conversation_id")))
+        out.append(
+            (
+                rec["type"],
+                data.get("content")
+                or data.get("action_name")
+                or data.get("label")
+                or data.get("conversation_id"),
+            )
+        )
     return out
 
 
@@ -195,10 +202,19 @@ def test_conversation_store_in_memory_then_track_and_send(memory_singleton: str)
     ns = run(SENDING)
     response = ns["response"]
     assert response["summary"] == {
-        "questions": 1, "answers": 1, "attachments": 0, "actions": 1, "buttons": 1, "errors": 0,
+        "questions": 1,
+        "answers": 1,
+        "attachments": 0,
+        "actions": 1,
+        "buttons": 1,
+        "errors": 0,
     }
     assert [i["type"] for i in response["items"]] == [
-        "conversation", "question", "answer", "action", "button",
+        "conversation",
+        "question",
+        "answer",
+        "action",
+        "button",
     ]
     assert all(i["success"] for i in response["items"])
     assert [i["index"] for i in response["items"]] == [0, 1, 2, 3, 4]
@@ -257,7 +273,10 @@ def test_token_usage(memory_singleton: str, capsys: pytest.CaptureFixture[str]) 
     run(TOKENS)
     assert "Total tokens: 125" in capsys.readouterr().out
     assert conversation_tracker.get_token_usage() == {
-        "prompt_tokens": 100, "completion_tokens": 25, "total_tokens": 125, "embedding_tokens": 0,
+        "prompt_tokens": 100,
+        "completion_tokens": 25,
+        "total_tokens": 125,
+        "embedding_tokens": 0,
     }
     conversation_tracker.flush(5)
     usage = [r for r in recorded(memory_singleton, "tokens-1") if r["kind"] == "token_usage"]
@@ -271,15 +290,23 @@ def test_view_tracked_data(memory_singleton: str, capsys: pytest.CaptureFixture[
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "Total items: 4"
     assert [line.split(" ")[1] for line in out[1:]] == [
-        "[conversation]", "[question]", "[action]", "[answer]",
+        "[conversation]",
+        "[question]",
+        "[action]",
+        "[answer]",
     ]
     summary = conversation_tracker.get_tracked_data_summary()
     assert summary["conversation_id"] == "view-1"
     assert summary["items"][1]["preview"] == {
-        "content_preview": "Question", "sender": "end_user", "has_metadata": False,
+        "content_preview": "Question",
+        "sender": "end_user",
+        "has_metadata": False,
     }
     assert summary["items"][2]["preview"] == {
-        "action_name": "search", "duration_ms": None, "has_error": False, "has_response": False,
+        "action_name": "search",
+        "duration_ms": None,
+        "has_error": False,
+        "has_response": False,
     }
     conversation_tracker.send_tracked_data()
     after = conversation_tracker.get_tracked_data_summary()

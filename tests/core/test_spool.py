@@ -64,8 +64,11 @@ def start_tracker_process(
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTSIGHT_")}
     return subprocess.Popen(
-        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env=env,
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
 
 
@@ -79,7 +82,10 @@ def wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyp
 
 async def deliver_from_spool(url: str, spool: Path, protocol: str) -> dict:  # type: ignore[type-arg]
     async with AsyncConversationTracker(
-        api_key=DUMMY_API_KEY, api_endpoint=url, protocol=protocol, spool_dir=str(spool),
+        api_key=DUMMY_API_KEY,
+        api_endpoint=url,
+        protocol=protocol,
+        spool_dir=str(spool),
         flush_interval=0.05,
     ) as tracker:
         # the replay happens when the flusher starts; flush() counts replayed events
@@ -88,9 +94,7 @@ async def deliver_from_spool(url: str, spool: Path, protocol: str) -> dict:  # t
 
 
 @pytest.mark.parametrize("protocol", ["ingest", "rest"])
-def test_killed_during_an_outage_then_replayed_exactly_once(
-    tmp_path: Path, protocol: str
-) -> None:
+def test_killed_during_an_outage_then_replayed_exactly_once(tmp_path: Path, protocol: str) -> None:
     spool = tmp_path / "spool"
     count = 300
     # The first process can reach nothing: everything it tracks waits in the spool.
@@ -138,8 +142,11 @@ def test_killed_mid_stream_delivers_the_rest_without_duplicates(tmp_path: Path) 
 async def test_close_keeps_undelivered_events_for_the_next_start(tmp_path: Path) -> None:
     spool = tmp_path / "spool"
     async with AsyncConversationTracker(
-        api_key=DUMMY_API_KEY, api_endpoint="http://127.0.0.1:9", spool_dir=str(spool),
-        request_timeout=0.2, shutdown_timeout=0.3,
+        api_key=DUMMY_API_KEY,
+        api_endpoint="http://127.0.0.1:9",
+        spool_dir=str(spool),
+        request_timeout=0.2,
+        shutdown_timeout=0.3,
     ) as tracker:
         for i in range(5):
             await tracker.track_human_message(f"k{i}", conversation_id="kept")
@@ -167,8 +174,11 @@ async def test_a_corrupt_spool_file_is_set_aside_and_reported(tmp_path: Path) ->
 async def test_replay_beyond_the_byte_cap_is_dropped_and_counted(tmp_path: Path) -> None:
     spool = tmp_path / "spool"
     async with AsyncConversationTracker(
-        api_key=DUMMY_API_KEY, api_endpoint="http://127.0.0.1:9", spool_dir=str(spool),
-        request_timeout=0.2, shutdown_timeout=0.3,
+        api_key=DUMMY_API_KEY,
+        api_endpoint="http://127.0.0.1:9",
+        spool_dir=str(spool),
+        request_timeout=0.2,
+        shutdown_timeout=0.3,
     ) as tracker:
         for i in range(40):
             await tracker.track_human_message(f"r{i}", conversation_id="cap")
