@@ -92,6 +92,8 @@ class Pipeline:
         self._start_lock = threading.Lock()
         self.disabled = False
         self.waits_for_room = False
+        #: Set in a forked child whose parent ran the loop thread: the next event restarts it.
+        self._revive_loop_thread = False
         self.apply(settings)
         _live.add(self)
 
@@ -207,7 +209,11 @@ class Pipeline:
         if wake is None:
             self.stats.drop("queue_full")
             return False
-        if wake:
+        if self._revive_loop_thread:
+            # A sync tracker used before a fork: its loop thread did not come along.
+            self._revive_loop_thread = False
+            self.start_loop_thread()
+        elif wake:
             self._wake_flusher()
         return True
 
@@ -385,7 +391,14 @@ class Pipeline:
         """
         if self._closed:
             return FlushResult()
-        if self.queues.backlog and self._flusher is None and not self.disabled:
+        old = self._flusher
+        if (
+            self.queues.backlog
+            and not self.disabled
+            and (old is None or old.loop is None or old.loop.is_closed())
+        ):
+            # Nothing runs a flusher (never started, or its loop ended): start one here,
+            # so what is queued is sent rather than dropped.
             self.bind()
         flusher = self._flusher
         self._closed = True
@@ -450,7 +463,12 @@ class Pipeline:
             logger.warning("agentsight_async: flush at exit failed: %s", exc)
 
     def reset_in_child(self) -> None:
-        """A forked child starts empty: the parent owns (and sends) what it queued."""
+        """A forked child starts empty: the parent owns (and sends) what it queued.
+
+        A loop thread the parent ran did not survive the fork; the child's first
+        event starts its own, so it delivers in the background as the parent did.
+        """
+        self._revive_loop_thread = self._portal.started_in_parent()
         self.stats = Stats()
         self.queues = self._new_queues(self.settings)
         self._spool = None  # the parent owns its spool file; the child opens its own

@@ -52,6 +52,10 @@ class LoopThread:
         """True while the loop thread of this process is up (started and not stopped)."""
         return self._loop is not None and self._pid == os.getpid()
 
+    def started_in_parent(self) -> bool:
+        """In a forked child: True when the parent had started the loop thread."""
+        return self._loop is not None and self._pid != os.getpid()
+
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
         """The loop, while it runs in this process."""

@@ -1,8 +1,9 @@
-"""Behaviours found while writing the docs' recipes that differ from what the SDK documents.
+"""Behaviours the docs' recipes ran into, fixed since: each test keeps the fix.
 
-Each is a strict xfail with the cause in its reason (the reliability suite's
-convention): when a fix lands the test passes, strict mode turns that into a
-failure, and the marker - and the workaround the recipe pages describe - can go.
+* a sync tracker started before a fork delivers the child's events in the
+  background (the child's first event starts its own loop thread);
+* ``aclose()`` on a new loop sends what a loop that ended left queued;
+* sibling workers forked after import draw different event ids.
 """
 
 from __future__ import annotations
@@ -40,25 +41,11 @@ FORK_CHILD = textwrap.dedent(
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX fork")
-@pytest.mark.xfail(
-    strict=True,
-    reason="a ConversationTracker whose loop thread started before a fork never starts it "
-    "in the child on track_* calls (BaseTracker._message only calls _start() when the "
-    "pipeline is None; reset_in_child keeps the pipeline), so the child's events wait "
-    "for a blocking call or the exit hook. The recipes build trackers after the fork "
-    "(lazy=True, or in Celery's worker_process_init); docs/concepts/lifecycle.md warns.",
-)
 def test_a_started_sync_tracker_delivers_in_a_forked_child_in_the_background() -> None:
     result = subprocess.run([sys.executable, "-c", FORK_CHILD], timeout=60, check=False)
     assert result.returncode == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="aclose() from a new loop, after the loop the tracker was bound to ended, drops "
-    "the queued events as 'shutdown' (Pipeline.aclose sees the old flusher's loop closed) "
-    "instead of sending them, as any track_* or flush() call from that loop would.",
-)
 def test_aclose_on_a_new_loop_sends_what_the_ended_loop_left() -> None:
     url = "memory://findings-aclose"
     clear_recorded(url)
@@ -98,14 +85,6 @@ SIBLING_IDS = textwrap.dedent(
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX fork")
-@pytest.mark.xfail(
-    strict=True,
-    reason="event ids repeat in sibling processes forked after the SDK was imported: "
-    "_events._reset_after_fork rebinds _events.next_seq, but _queues imported the parent's "
-    "next_seq by name and keeps drawing from the parent's counter. A server that "
-    "deduplicates by id (AgentSight, the local collector) then keeps one of two events of "
-    "one conversation tracked in two workers (gunicorn --preload, Celery prefork).",
-)
 def test_sibling_workers_forked_after_import_get_different_event_ids() -> None:
     result = subprocess.run(
         [sys.executable, "-c", SIBLING_IDS], capture_output=True, text=True, timeout=60
