@@ -34,6 +34,8 @@ def run_sync(base_url: str) -> list[Any]:
             messages.create(model=model, max_tokens=64, messages=MESSAGES)
         except anthropic.APIStatusError as exc:
             seen.append(observe_error(exc))
+    client.close()
+    retrying.close()
     return seen
 
 

@@ -80,6 +80,8 @@ def run_sync(base_url: str) -> list[Any]:
         chat.create(model="rate-limited", messages=MESSAGES)
     except openai.RateLimitError as exc:
         seen.append(observe_error(exc))
+    client.close()
+    retrying.close()
     return seen
 
 

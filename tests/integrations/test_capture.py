@@ -7,6 +7,7 @@ import gc
 import logging
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 from fake_model_server import FAKE_KEY, FakeModelServer
@@ -36,8 +37,21 @@ def token_events(url: str) -> list[dict[str, object]]:
     return [e for e in recorded(url) if e["kind"] == "token_usage"]
 
 
+_open_clients: list[object] = []
+
+
 def client(server: FakeModelServer) -> object:
-    return openai.OpenAI(base_url=server.openai_url, api_key=FAKE_KEY, max_retries=0)
+    """A new OpenAI client; the test's teardown closes it (its sockets are not left to gc)."""
+    made = openai.OpenAI(base_url=server.openai_url, api_key=FAKE_KEY, max_retries=0)
+    _open_clients.append(made)
+    return made
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _open_clients:
+        _open_clients.pop().close()  # type: ignore[attr-defined]
 
 
 def test_instrument_is_idempotent_and_reversible() -> None:
