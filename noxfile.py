@@ -118,7 +118,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
     # types-protobuf: the generated OTLP message stubs import google.protobuf's types.
-    session.install("-e", ".[collector,otlp,push]", "mypy", "types-protobuf")
+    session.install("-e", ".[collector,otlp,push]", "mypy", "types-protobuf", "pytest>=8")
     session.run("mypy")
 
 

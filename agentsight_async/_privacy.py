@@ -494,6 +494,10 @@ class Redactor:
     def from_settings(cls, settings: Any) -> Redactor | None:
         """The redactor ``settings.redact`` and ``settings.redact_patterns`` ask for.
 
+        Args:
+            settings: a :class:`~agentsight_async.Settings` (or any object with
+                ``redact`` and ``redact_patterns`` attributes).
+
         Returns:
             None when neither is set (nothing to redact: the caller skips the step).
         """
@@ -507,6 +511,9 @@ class Redactor:
 
     def redact_text(self, text: str) -> tuple[str, dict[str, int]]:
         """*text* with every match replaced by its marker, and the count per kind.
+
+        Args:
+            text: any string: a message, a label, a file name.
 
         Returns:
             ``(text, counts)``: the very same string when nothing matched (and

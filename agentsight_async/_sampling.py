@@ -83,14 +83,32 @@ class Sampler:
 
     @classmethod
     def from_settings(cls, settings: Any) -> Sampler | None:
-        """The sampler ``settings.sample_rate`` asks for; None at rate 1 (keep everything)."""
+        """The sampler ``settings.sample_rate`` asks for.
+
+        Args:
+            settings: a :class:`~agentsight_async.Settings` (or any object with
+                ``sample_rate`` and ``sample_keep_errors`` attributes).
+
+        Returns:
+            None at rate 1 (keep everything: the caller skips the step), else a sampler.
+        """
         rate = float(getattr(settings, "sample_rate", 1.0))
         if rate >= 1.0:
             return None
         return cls(rate, bool(getattr(settings, "sample_keep_errors", False)))
 
     def keep(self, conversation_id: str) -> bool:
-        """Whether the sample holds *conversation_id*: the same answer in every process."""
+        """Whether the sample holds *conversation_id*.
+
+        Decided from a hash of the id alone, so every process of a fleet agrees
+        without talking to the others.
+
+        Args:
+            conversation_id: the conversation's id.
+
+        Returns:
+            True when the conversation is in the sample.
+        """
         decision = self._cache.get(conversation_id)
         if decision is None:
             decision = sample_point(conversation_id) < self._threshold
@@ -106,6 +124,14 @@ class Sampler:
         The pipeline calls this once per event, in tracking order.  An error
         event (:func:`is_error`) of a dropped conversation rescues it: that
         event and every later one are kept.
+
+        Args:
+            conversation_id: the event's conversation.
+            kind: the event kind (``question``, ``action`` ...).
+            data: the event's data in the SDK's item shape (read, never changed).
+
+        Returns:
+            True to keep the event.
         """
         if self.keep(conversation_id):
             return True
@@ -123,6 +149,9 @@ class Sampler:
 
         For negative feedback, or anything else that makes a conversation worth
         seeing.  Does nothing unless ``keep_errors`` is on.
+
+        Args:
+            conversation_id: the conversation to keep.
         """
         if not self.keep_errors:
             return
@@ -133,7 +162,14 @@ class Sampler:
                 self._rescued.popitem(last=False)
 
     def rescued(self, conversation_id: str) -> bool:
-        """True when *conversation_id* was rescued by an error or :meth:`mark`."""
+        """Whether *conversation_id* was rescued by an error or :meth:`mark`.
+
+        Args:
+            conversation_id: the conversation's id.
+
+        Returns:
+            True when this process keeps it despite the sample.
+        """
         return conversation_id in self._rescued
 
 

@@ -22,6 +22,7 @@ PUBLIC_MODULES = (
     "agentsight_async",
     "agentsight_async.api",
     "agentsight_async.testing",
+    "agentsight_async.privacy",
     "agentsight_async.helpers",
     "agentsight_async.integrations",
     "agentsight_collector",
