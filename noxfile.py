@@ -153,7 +153,7 @@ def compat(session: nox.Session) -> None:
         "no:cacheprovider",
         "tests/compat",
         *session.posargs,
-        env={"AGENTSIGHT_COMPAT": "1"},
+        env={"AGENTSIGHT_COMPAT": "1", "AGENTSIGHT_COMPAT_DOCS": "1"},
     )
 
 
