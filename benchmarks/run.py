@@ -23,8 +23,7 @@ from . import chart, envs, report, suites
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-#: Rounds per suite in a full run (quick: 1).  Chosen to keep a full run near 8 minutes
-#: on a 2-core machine.
+#: Rounds per suite in a full run (quick: 1).
 FULL_ROUNDS = {
     "percall": 5,
     "e2e": 3,
@@ -34,6 +33,7 @@ FULL_ROUNDS = {
     "capacity": 3,
     "push": 3,
     "otlp": 3,
+    "collector": 3,
 }
 
 
