@@ -156,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         import agentsight_async
 
         results["agentsight_async_version"] = agentsight_async.__version__
+        results["source"]["sdk_path"] = str(Path(agentsight_async.__file__).parent)
+        _log(f"SDK measured: {results['source']['sdk_path']}")
     except Exception as exc:  # pragma: no cover - reported, not fatal
         results["agentsight_async_version"] = f"import failed: {exc}"
 
@@ -179,9 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     jpath, mpath = report.write(results, args.out)
     png = chart.write(results, args.out / "chart.png")
     _log(f"\nwrote {jpath}, {mpath}" + (f", {png}" if png else " (no matplotlib: no chart)"))
-    _log("")
-    for g in results["goals"]:
-        _log(f"  {g['status']:>12}  {g['goal']}: {g['shown']}")
+    for issue in (14, 6):
+        _log(f"\nissue-{issue} goals:")
+        for g in results["goals"]:
+            if g.get("issue") == issue:
+                _log(f"  {g['status']:>12}  {g['goal']}: {g['shown']}")
     failed = [
         n
         for n, s in results["suites"].items()
