@@ -1,10 +1,14 @@
 """Entry point: ``python -m benchmarks.run [--quick] [--rounds N] [--only percall,e2e,...]``.
 
 Builds (or reuses) one virtualenv per peer under ``benchmarks/.venvs``, runs
-the six measurements in alternating rounds, each run a fresh process, and
-writes ``benchmarks/results/latest.json``, ``latest.md`` and ``chart.png``.
+the measurements in alternating rounds, each run a fresh process, and writes
+``benchmarks/results/latest.json``, ``latest.md`` and ``chart.png``.  A full
+run of every suite into the default directory also rewrites the generated
+blocks of ``docs/performance.md`` and README.md's Performance section (between
+``<!-- bench:begin -->`` and ``<!-- bench:end -->``), so the numbers quoted
+there are always the last full run's; ``--no-docs`` leaves them alone.
 ``--quick`` (CI) uses tiny counts and one round: it only checks that every
-benchmark still runs, in well under a minute once the venvs are cached.
+benchmark still runs, writes to ``results/quick/`` and never touches the docs.
 Nothing is asserted about timings: the goals are reported, never enforced.
 """
 
@@ -117,8 +121,15 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="results directory (default results/, or results/quick/ with --quick)",
     )
+    ap.add_argument(
+        "--no-docs",
+        action="store_true",
+        help="do not rewrite the generated blocks of docs/performance.md and README.md",
+    )
     args = ap.parse_args(argv)
 
+    # Only a full run of everything, into the results we commit, may speak for the docs.
+    update_docs = not (args.quick or args.only or args.no_docs or args.out is not None)
     if args.out is None:  # a CI check must not overwrite the numbers we quote
         args.out = RESULTS / "quick" if args.quick else RESULTS
     t0 = time.monotonic()
@@ -181,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     jpath, mpath = report.write(results, args.out)
     png = chart.write(results, args.out / "chart.png")
     _log(f"\nwrote {jpath}, {mpath}" + (f", {png}" if png else " (no matplotlib: no chart)"))
+    if update_docs:
+        for path in report.update_docs(results):
+            _log(f"updated the generated block of {path}")
     for issue in (14, 6):
         _log(f"\nissue-{issue} goals:")
         for g in results["goals"]:
