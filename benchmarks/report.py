@@ -491,8 +491,10 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         for sub in c["subjects"].values():
             sm = sub["summary"]
+            runs = [r for r in sub["runs"] if r]
+            flag = "" if all(r.get("complete", True) for r in runs) else " ⚠ incomplete"
             lines.append(
-                f"| {sub['label']} | {_cell(sm.get('events_per_s'), digits=4)} | "
+                f"| {sub['label']}{flag} | {_cell(sm.get('events_per_s'), digits=4)} | "
                 f"{_cell(sm.get('cpu_us_per_event'))} |"
             )
         lines += [
@@ -714,7 +716,7 @@ def readme_block(results: dict[str, Any]) -> str:
     )
     if vs:
         parts.append(
-            f"the local collector {vs[0]:.0f} / {vs[1]:.0f} µs per event it stores "
+            f"the local collector {vs[0]:.0f} / {vs[1]:.0f} µs of CPU per event it stores "
             f"(1 / 1,000 conversations)"
         )
     against = []
@@ -798,13 +800,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--docs", action="store_true", help="also rewrite the docs' blocks")
     args = ap.parse_args(argv)
     results = json.loads(args.json.read_text(encoding="utf-8"))
+    if args.docs and results.get("quick"):
+        ap.error("a quick run's numbers do not go into the docs")
     results["goals"] = goals(results)
     md = args.json.with_name("latest.md")
     md.write_text(markdown(results))
     print(f"wrote {md}")
     if args.docs:
-        if results.get("quick"):
-            ap.error("a quick run's numbers do not go into the docs")
         for path in update_docs(results):
             print(f"updated {path}")
     return 0

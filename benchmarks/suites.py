@@ -479,7 +479,7 @@ def capacity(envs: dict[str, Env], quick: bool, n_rounds: int, log: Log) -> Suit
         subjects = [
             _ours_subject(
                 sid,
-                f"ours {proto}, {convs} conversation(s)",
+                f"ours {proto}, {convs:,} conversation(s) x {per:,} events",
                 lambda proto=proto, convs=convs, per=per: {
                     "bench": "capacity",
                     "protocol": proto,
