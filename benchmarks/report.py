@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,182 @@ def _ratio(results: dict[str, Any], suite: str, key: str) -> float | None:
     return value if isinstance(value, (int, float)) else None
 
 
+def _goal(
+    issue: int,
+    gid: str,
+    text: str,
+    value: float | None,
+    target: str,
+    ok: bool | None,
+    shown: str,
+    was: str = "",
+) -> dict[str, Any]:
+    status = "not measured" if value is None or ok is None else ("met" if ok else "not met")
+    return {
+        "issue": issue,
+        "id": gid,
+        "goal": text,
+        "value": value,
+        "target": target,
+        "status": status,
+        "shown": shown if value is not None else "-",
+        "was": was,
+    }
+
+
+def _both(values: list[float | None]) -> list[float] | None:
+    """All of *values*, or None if any is missing (a goal over two scenarios needs both)."""
+    if any(v is None for v in values):
+        return None
+    return [v for v in values if v is not None]
+
+
+#: What issue 14 measured when it was filed (2026-12, medians of 3, same machine class):
+#: the "before" column of its goal table.  Everything else in the tables is this run's.
+ISSUE14_WAS = {
+    "sdk_cpu_100conv": "15.6 µs",
+    "sdk_cpu_10000conv_ratio": "2.65×",
+    "collector_cpu": "35 / 49 µs",
+    "e2e_vs_0044": "25× / 40×",
+    "e2e_vs_014": "1.6× / 1.8×",
+    "sync_busy_vs_0044": "0.61",
+    "loop_lag_14": "p99 5.6–8.7 ms, max 30–95 ms",
+    "rest_vs_0044": "0.71× / 1.26×",
+    "memory_outage": "within the cap",
+}
+
+
+def goals14(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 14's goals, each with this run's value and met / not met / not measured."""
+    out: list[dict[str, Any]] = []
+
+    def add(
+        gid: str, text: str, value: float | None, target: str, ok: bool | None, shown: str
+    ) -> None:
+        out.append(_goal(14, gid, text, value, target, ok, shown, ISSUE14_WAS.get(gid, "")))
+
+    v = _med(results, "capacity", "ingest_100conv", "cpu_us_per_event")
+    add(
+        "sdk_cpu_100conv",
+        "SDK CPU per delivered event, ingest, 100 conversations (discarding sink)",
+        v,
+        "≤ 5 µs",
+        None if v is None else v <= 5,
+        f"{v:.1f} µs" if v is not None else "",
+    )
+    r = _ratio(results, "capacity", "ingest_10000conv/ingest_100conv:cpu_us_per_event")
+    v10k = _med(results, "capacity", "ingest_10000conv", "cpu_us_per_event")
+    add(
+        "sdk_cpu_10000conv_ratio",
+        "Same at 10,000 conversations × 2 events, ÷ the 100-conversation figure",
+        r,
+        "≤ 1.5×",
+        None if r is None else r <= 1.5,
+        f"{r:.2f}× ({v10k:.1f} µs)" if r is not None and v10k is not None else "",
+    )
+    vs = _both(
+        [
+            _med(results, "collector", f"collector_{s}", "cpu_us_per_stored_event")
+            for s in ("1conv", "1000conv")
+        ]
+    )
+    add(
+        "collector_cpu",
+        "Collector CPU per stored event, 1 and 1,000 conversations",
+        max(vs) if vs else None,
+        "≤ 12 µs",
+        None if vs is None else max(vs) <= 12,
+        " / ".join(f"{x:.1f} µs" for x in vs) if vs else "",
+    )
+    for gid, peer, target, what in (
+        ("e2e_vs_0044", "agentsight_0_0_44", 50.0, "0.0.44"),
+        ("e2e_vs_014", "agentsight_0_1_4", 4.0, "the published 0.1.4 client"),
+    ):
+        rs = _both(
+            [
+                _ratio(results, "e2e", f"ours_ingest_{s}/{peer}_{s}:events_per_s")
+                for s in ("1conv", "1000conv")
+            ]
+        )
+        add(
+            gid,
+            f"End to end into the collector vs {what} (ingest, 1 and 1,000 conversations)",
+            min(rs) if rs else None,
+            f"≥ {target:g}×",
+            None if rs is None else min(rs) >= target,
+            " / ".join(f"{x:.1f}×" for x in rs) if rs else "",
+        )
+    r = _ratio(results, "percall", "ours_sync_collector/agentsight_0_0_44:mean_us")
+    ours = _med(results, "percall", "ours_sync_collector", "mean_us")
+    theirs = _med(results, "percall", "agentsight_0_0_44", "mean_us")
+    calls = results["suites"].get("percall", {}).get("params", {}).get("busy_calls")
+    add(
+        "sync_busy_vs_0044",
+        f"Sync facade mean per call with the flusher delivering to the collector "
+        f"({calls or 50_000:,} calls), ours ÷ 0.0.44's `track_human_message`",
+        r,
+        "≤ 0.25",
+        None if r is None else r <= 0.25,
+        f"{r:.2f} ({ours:.2f} vs {theirs:.2f} µs)" if r is not None and ours and theirs else "",
+    )
+    p99 = _med(results, "lag", "ours", "p99_ms")
+    mx = _med(results, "lag", "ours", "max_ms")
+    add(
+        "loop_lag_14",
+        "Event-loop lag at 20,000 events/s against the collector",
+        p99 if mx is not None else None,
+        "p99 < 2 ms, max < 10 ms",
+        None if p99 is None or mx is None else (p99 < 2.0 and mx < 10.0),
+        f"p99 {p99:.2f} ms, max {mx:.1f} ms" if p99 is not None and mx is not None else "",
+    )
+    rs = _both(
+        [
+            _ratio(results, "e2e", f"ours_rest_{s}/agentsight_0_0_44_{s}:events_per_s")
+            for s in ("1conv", "1000conv")
+        ]
+    )
+    add(
+        "rest_vs_0044",
+        "REST vs 0.0.44, 1 and 1,000 conversations",
+        rs[0] if rs else None,
+        "≥ 1× / ≥ 2×",
+        None if rs is None else (rs[0] >= 1 and rs[1] >= 2),
+        " / ".join(f"{x:.2f}×" for x in rs) if rs else "",
+    )
+    g = _memory_goal(results)
+    out.append(
+        _goal(
+            14,
+            "memory_outage",
+            "RSS during an outage (1,000,000 events in a full run) stays within the byte cap "
+            "+ 16 MiB",
+            g["value"],
+            "unchanged",
+            g["ok"],
+            g["shown"],
+            ISSUE14_WAS["memory_outage"],
+        )
+    )
+    return out
+
+
+def _memory_goal(results: dict[str, Any]) -> dict[str, Any]:
+    growth = _med(results, "memory", "ours", "growth_peak")
+    try:
+        cap_b = results["suites"]["memory"]["params"]["max_queue_bytes"]
+    except KeyError:
+        cap_b = None
+    ok = None if growth is None or cap_b is None else growth <= cap_b + MEMORY_SLACK
+    shown = f"{growth / MIB:,.0f} MiB vs cap {cap_b / MIB:,.0f} MiB" if growth and cap_b else ""
+    return {"value": growth, "ok": ok, "shown": shown}
+
+
 def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 14's goals, then issue 6's (and issue 13's OTLP one)."""
+    return goals14(results) + goals6(results)
+
+
+def goals6(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Issue 6's goals (and issue 13's OTLP one), each with the measured value and
     met / not met / not measured."""
     out: list[dict[str, Any]] = []
@@ -39,17 +216,7 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     def add(
         gid: str, text: str, value: float | None, target: str, ok: bool | None, shown: str
     ) -> None:
-        status = "not measured" if value is None or ok is None else ("met" if ok else "not met")
-        out.append(
-            {
-                "id": gid,
-                "goal": text,
-                "value": value,
-                "target": target,
-                "status": status,
-                "shown": shown if value is not None else "-",
-            }
-        )
+        out.append(_goal(6, gid, text, value, target, ok, shown))
 
     r = _ratio(results, "percall", "agentsight_0_0_44/ours_sync:p50_us")
     add(
@@ -115,19 +282,14 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
             None if r is None else r <= 1.2,
             f"max/min = {r:.2f}" if r else "",
         )
-    growth = _med(results, "memory", "ours", "growth_peak")
-    try:
-        cap_b = results["suites"]["memory"]["params"]["max_queue_bytes"]
-    except KeyError:
-        cap_b = None
-    ok = None if growth is None or cap_b is None else growth <= cap_b + MEMORY_SLACK
+    g = _memory_goal(results)
     add(
         "memory_cap",
         "Peak RSS growth during an outage ≤ byte cap + 16 MiB",
-        growth,
+        g["value"],
         "≤ cap + 16 MiB",
-        ok,
-        f"{growth / MIB:,.0f} MiB vs cap {cap_b / MIB:,.0f} MiB" if growth and cap_b else "",
+        g["ok"],
+        g["shown"],
     )
     r = _ratio(results, "otlp", "otel_otlp/ours_otlp:cpu_us_per_event")
     ours = _med(results, "otlp", "ours_otlp", "cpu_us_per_event")
@@ -178,6 +340,10 @@ def _ratio_cell(ratio: dict[str, Any] | None) -> str:
     return f"{ratio['median']:.2f}×" if ratio["median"] < 10 else f"{ratio['median']:.0f}×"
 
 
+def _mark(g: dict[str, Any]) -> str:
+    return {"met": "✅ met", "not met": "❌ not met"}.get(g["status"], "– " + g["status"])
+
+
 def markdown(results: dict[str, Any]) -> str:
     s = results["suites"]
     m = results["machine"]
@@ -201,19 +367,39 @@ def markdown(results: dict[str, Any]) -> str:
     if skipped:
         lines += ["**Skipped peers:** " + "; ".join(f"{k}: {v}" for k, v in skipped.items()), ""]
 
-    lines += ["## Issue-6 goals", "", "| goal | target | measured | status |", "|---|---|---|---|"]
+    lines += [
+        "## Issue-14 goals",
+        "",
+        "| measure | at issue 14 | target | this run | status |",
+        "|---|---|---|---|---|",
+    ]
     for g in results["goals"]:
-        mark = {"met": "✅ met", "not met": "❌ not met"}.get(g["status"], "– " + g["status"])
-        lines.append(f"| {g['goal']} | {g['target']} | {g['shown']} | {mark} |")
+        if g.get("issue") == 14:
+            lines.append(
+                f"| {g['goal']} | {g['was'] or '-'} | {g['target']} | {g['shown']} | {_mark(g)} |"
+            )
+    lines += [
+        "",
+        '"at issue 14": what issue 14 reported when it was filed (its own measurement, not '
+        "this run); every other cell is this run's. Ratios are paired within a round.",
+        "",
+        "## Issue-6 goals (earlier round)",
+        "",
+        "| goal | target | measured | status |",
+        "|---|---|---|---|",
+    ]
+    for g in results["goals"]:
+        if g.get("issue", 6) == 6:
+            lines.append(f"| {g['goal']} | {g['target']} | {g['shown']} | {_mark(g)} |")
     lines.append("")
 
     if "percall" in s:
         pc = s["percall"]
         lines += [
-            "## 1. Per-call overhead of tracking one message (µs)",
+            "## Per-call overhead of tracking one message (µs)",
             "",
-            "| comparator | p50 | p99 | × ours sync (p50) | × ours await (p50) |",
-            "|---|---|---|---|---|",
+            "| comparator | p50 | p99 | mean | × ours sync (p50) | × ours await (p50) |",
+            "|---|---|---|---|---|---|",
         ]
         for sid, sub in pc["subjects"].items():
             sm = sub["summary"]
@@ -227,20 +413,41 @@ def markdown(results: dict[str, Any]) -> str:
                 r1 = _ratio_cell(pc["ratios"].get(f"{sid}/ours_sync:p50_us"))
                 r2 = _ratio_cell(pc["ratios"].get(f"{sid}/ours_async:p50_us"))
             lines.append(
-                f"| {sub['label']} | {_cell(sm.get('p50_us'))} | {_cell(sm.get('p99_us'))} | {r1} | {r2} |"
+                f"| {sub['label']} | {_cell(sm.get('p50_us'))} | {_cell(sm.get('p99_us'))} | "
+                f"{_cell(sm.get('mean_us'))} | {r1} | {r2} |"
             )
-        lines += [
-            "",
-            'A peer\'s × is how many times our call it costs. "hot path only": the '
-            "flusher is idle during the measurement; the other rows upload to a "
-            "discarding sink meanwhile (background cost included).",
-            "",
-        ]
+        busy = pc["subjects"].get("ours_sync_collector")
+        busy_runs = [r for r in (busy or {}).get("runs", []) if r]
+        calls = pc.get("params", {}).get("busy_calls")
+        note = (
+            'A peer\'s × is how many times our call it costs. "hot path only": the flusher '
+            "is idle during the measurement; the other rows of ours upload to a discarding "
+            'sink meanwhile (background cost included), except "flusher → collector", whose '
+            "flusher delivers to the local collector (running in the orchestrating process, "
+            "not the caller's)"
+        )
+        if calls:
+            note += f" during {calls:,} timed calls"
+        note += (
+            ". Mean per call with the flusher busy, ours ÷ 0.0.44's: "
+            + _ratio_cell(pc["ratios"].get("ours_sync_collector/agentsight_0_0_44:mean_us"))
+            + " (discarding sink instead: "
+            + _ratio_cell(pc["ratios"].get("ours_sync/agentsight_0_0_44:mean_us"))
+            + ")."
+        )
+        if busy_runs:
+            requests = ", ".join(str(r.get("requests_during", "?")) for r in busy_runs)
+            stored = ", ".join(f"{r.get('delivered_verified', 0):,}" for r in busy_runs)
+            note += (
+                f" Requests the flusher started during the timed calls, per round: {requests}; "
+                f"rows stored in the collector afterwards: {stored} (timed calls + warm-up)."
+            )
+        lines += ["", note, ""]
 
     if "e2e" in s:
         e = s["e2e"]
         lines += [
-            "## 2. End-to-end delivered events/s into the local collector",
+            "## End-to-end delivered events/s into the local collector",
             "",
             "| scenario | comparator | events/s | delivered / tracked | ours ingest ÷ this | ours rest ÷ this |",
             "|---|---|---|---|---|---|",
@@ -277,23 +484,36 @@ def markdown(results: dict[str, Any]) -> str:
     if "capacity" in s:
         c = s["capacity"]
         lines += [
-            "## 6. SDK delivery capacity (sink that accepts and discards)",
+            "## SDK delivery capacity (sink that accepts and discards)",
             "",
             "| workload | events/s | CPU µs / event |",
             "|---|---|---|",
         ]
         for sub in c["subjects"].values():
             sm = sub["summary"]
+            runs = [r for r in sub["runs"] if r]
+            flag = "" if all(r.get("complete", True) for r in runs) else " ⚠ incomplete"
             lines.append(
-                f"| {sub['label']} | {_cell(sm.get('events_per_s'), digits=4)} | "
+                f"| {sub['label']}{flag} | {_cell(sm.get('events_per_s'), digits=4)} | "
                 f"{_cell(sm.get('cpu_us_per_event'))} |"
             )
-        lines += ["", "Tracking included: first event tracked → flush confirmed, one process.", ""]
+        lines += [
+            "",
+            "Tracking included: first event tracked → flush confirmed, one process; CPU is "
+            "the process's (all threads) per tracked message. 10,000 conversations × 2 "
+            "events ÷ 100 conversations, CPU per event: "
+            + _ratio_cell(c["ratios"].get("ingest_10000conv/ingest_100conv:cpu_us_per_event"))
+            + ".",
+            "",
+        ]
+        lines += [f"- {n}" for n in c.get("notes", [])]
+        if c.get("notes"):
+            lines.append("")
 
     if "otlp" in s:
         ot = s["otlp"]
         lines += [
-            "## 7. OTLP export: the same agent turns as the OpenTelemetry SDK (discarding sink)",
+            "## OTLP export: the same agent turns as the OpenTelemetry SDK (discarding sink)",
             "",
             "| exporter | CPU µs / item | items/s | OTel SDK CPU ÷ this |",
             "|---|---|---|---|",
@@ -320,7 +540,7 @@ def markdown(results: dict[str, Any]) -> str:
     if "lag" in s:
         lg = s["lag"]
         lines += [
-            "## 3. Event-loop lag (probe sleeping 1 ms), ms",
+            "## Event-loop lag (probe sleeping 1 ms), ms",
             "",
             "| run | p50 | p99 | max | events/s achieved |",
             "|---|---|---|---|---|",
@@ -340,7 +560,7 @@ def markdown(results: dict[str, Any]) -> str:
         if runs:
             r = runs[-1]
             lines += [
-                "## 4. Memory during a collector outage",
+                "## Memory during a collector outage",
                 "",
                 f"{r['events']:,} events tracked while the endpoint refuses connections; "
                 f"`max_queue_bytes` = {r['cap_bytes'] / MIB:.0f} MiB.",
@@ -358,7 +578,7 @@ def markdown(results: dict[str, Any]) -> str:
     if "scaling" in s:
         sc = s["scaling"]
         lines += [
-            "## 5. Cost per event as concurrent conversations grow",
+            "## Cost per event as concurrent conversations grow",
             "",
             "| conversations | caller µs / event | total CPU µs / event (incl. delivery) |",
             "|---|---|---|",
@@ -373,7 +593,7 @@ def markdown(results: dict[str, Any]) -> str:
 
     if "push" in s:
         lines += [
-            "## 7. push: a recording uploaded to the local collector",
+            "## push: a recording uploaded to the local collector",
             "",
             "| run | events/s | push s | delivered (verified in storage) |",
             "|---|---|---|---|",
@@ -392,6 +612,34 @@ def markdown(results: dict[str, Any]) -> str:
             "",
         ]
 
+    if "collector" in s:
+        co = s["collector"]
+        lines += [
+            "## The collector's CPU per stored event (its own process)",
+            "",
+            "| load | CPU µs / stored event | stored | events/s end to end |",
+            "|---|---|---|---|",
+        ]
+        for sub in co["subjects"].values():
+            sm = sub["summary"]
+            runs = [r for r in sub["runs"] if r]
+            flag = "" if all(r.get("complete") for r in runs) else " ⚠ incomplete"
+            lines.append(
+                f"| {sub['label']} | {_cell(sm.get('cpu_us_per_stored_event'))} | "
+                f"{_count_cell(sm.get('stored'))}{flag} | {_count_cell(sm.get('events_per_s'))} |"
+            )
+        lines += [
+            "",
+            "`python -m agentsight_collector --dev` on a fresh SQLite file, in its own "
+            "process; our SDK sends the load over `ingest` from another one. The collector's "
+            "CPU (all threads, psutil) is read once it listens and again once the SDK's "
+            "flush returned and the messages table holds every event sent.",
+            "",
+        ]
+        lines += [f"- {n}" for n in co.get("notes", [])]
+        if co.get("notes"):
+            lines.append("")
+
     versions = {k: v for k, v in results.get("peer_versions", {}).items() if v}
     if versions:
         lines += [
@@ -405,6 +653,132 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# --- the generated parts of docs/performance.md and README.md ---------------------------------
+REPO = Path(__file__).resolve().parent.parent
+DOCS = REPO / "docs" / "performance.md"
+README = REPO / "README.md"
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+_NOTICE = (
+    "<!-- Generated by `python -m benchmarks.run` (a full run) from "
+    "benchmarks/results/latest.json; edits here are overwritten. -->"
+)
+
+
+def docs_block(results: dict[str, Any]) -> str:
+    """latest.md as a section of docs/performance.md: no title, headings one level down."""
+    body = markdown(results).splitlines()[1:]  # without "# agentsight-async benchmarks"
+    out = ["#" + line if line.startswith("#") else line for line in body]
+    return "\n".join(out).strip("\n")
+
+
+def _join(parts: list[str]) -> str:
+    if len(parts) <= 1:
+        return "".join(parts)
+    return "; ".join(parts[:-1]) + "; and " + parts[-1]
+
+
+def readme_block(results: dict[str, Any]) -> str:
+    """A few headline figures from *results*, one sentence each only when measured."""
+    m = results["machine"]
+    parts: list[str] = []
+    p50 = _med(results, "percall", "ours_sync", "p50_us")
+    cheaper = [
+        f"{r:.1f}× less than {what}"
+        for peer, what in (
+            ("agentsight_0_0_44", "the original SDK's (0.0.44) in-memory `track_human_message`"),
+            ("otel", "an OpenTelemetry span"),
+        )
+        if (r := _ratio(results, "percall", f"{peer}/ours_sync:p50_us")) is not None
+    ]
+    if p50 is not None:
+        parts.append(
+            f"tracking a message through the sync facade costs {p50:.2f} µs at the median"
+            + (", " + " and ".join(cheaper) if cheaper else "")
+        )
+    r = _ratio(results, "percall", "ours_sync_collector/agentsight_0_0_44:mean_us")
+    calls = results["suites"].get("percall", {}).get("params", {}).get("busy_calls") or 0
+    if r is not None:
+        parts.append(
+            f"with the flusher delivering to the local collector, its mean over "
+            f"{calls:,} calls is {r:.2f}× the original SDK's"
+        )
+    v = _med(results, "capacity", "ingest_100conv", "cpu_us_per_event")
+    if v is not None:
+        parts.append(
+            f"the SDK spends {v:.1f} µs of CPU per event it delivers over `ingest` "
+            f"(100 conversations)"
+        )
+    vs = _both(
+        [
+            _med(results, "collector", f"collector_{x}", "cpu_us_per_stored_event")
+            for x in ("1conv", "1000conv")
+        ]
+    )
+    if vs:
+        parts.append(
+            f"the local collector {vs[0]:.0f} / {vs[1]:.0f} µs of CPU per event it stores "
+            f"(1 / 1,000 conversations)"
+        )
+    against = []
+    for peer, what in (
+        ("agentsight_0_0_44", "the original SDK's events/s"),
+        ("agentsight_0_1_4", "0.1.4's"),
+    ):
+        rs = _both(
+            [
+                _ratio(results, "e2e", f"ours_ingest_{x}/{peer}_{x}:events_per_s")
+                for x in ("1conv", "1000conv")
+            ]
+        )
+        if rs:
+            against.append(f"{rs[0]:.1f}× / {rs[1]:.1f}× {what}")
+    if against:
+        parts.append(
+            f"batched ingest delivers {' and '.join(against)} into the same local collector "
+            f"(1 / 1,000 conversations)"
+        )
+    g = _memory_goal(results)
+    events = results["suites"].get("memory", {}).get("params", {}).get("events")
+    if g["ok"] is not None and events:
+        within = "stay within" if g["ok"] else "exceed"
+        parts.append(f"{events:,} events during an outage {within} the queue cap ({g['shown']})")
+    met = [g for g in results.get("goals", goals(results)) if g.get("issue") == 14]
+    done = sum(g["status"] == "met" for g in met)
+    head = (
+        f"Measured side by side in one {'quick' if results['quick'] else 'full'} run "
+        f"({results['started']}, "
+        f"{m['cpus']} CPU(s), `nox -s bench`; method and every number in "
+        f"[docs/performance.md](docs/performance.md)): "
+    )
+    text = head + (_join(parts) if parts else "no headline figure was measured") + ". "
+    text += f"Issue-14 goals met: {done} of {len(met)}."
+    return textwrap.fill(text, width=88, break_long_words=False, break_on_hyphens=False)
+
+
+def splice(text: str, block: str) -> str:
+    """*text* with what lies between :data:`BEGIN` and :data:`END` replaced by *block*."""
+    # Each marker alone on its line: the prose may quote them.
+    match = re.search(rf"^{re.escape(BEGIN)}$.*?^{re.escape(END)}$", text, re.M | re.S)
+    if match is None:
+        raise ValueError(f"markers {BEGIN} ... {END} (each on its own line) not found")
+    new = f"{BEGIN}\n{_NOTICE}\n\n{block.strip()}\n\n{END}"
+    return text[: match.start()] + new + text[match.end() :]
+
+
+def update_docs(results: dict[str, Any], docs: Path = DOCS, readme: Path = README) -> list[Path]:
+    """Rewrite the generated blocks of docs/performance.md and README.md from *results*."""
+    if "goals" not in results:
+        results["goals"] = goals(results)
+    written = []
+    for path, block in ((docs, docs_block(results)), (readme, readme_block(results))):
+        text = path.read_text(encoding="utf-8")
+        new = splice(text, block)
+        if new != text:
+            path.write_text(new, encoding="utf-8")
+        written.append(path)
+    return written
+
+
 def write(results: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     results["goals"] = goals(results)
@@ -413,3 +787,30 @@ def write(results: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
     mpath = out_dir / "latest.md"
     mpath.write_text(markdown(results))
     return jpath, mpath
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.report [--docs] [results.json]``: the tables again from a
+    saved run (latest.md beside it), and with ``--docs`` the generated blocks of
+    docs/performance.md and README.md (refused for a quick run)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.report", description=main.__doc__)
+    ap.add_argument("json", nargs="?", type=Path, default=REPO / "benchmarks/results/latest.json")
+    ap.add_argument("--docs", action="store_true", help="also rewrite the docs' blocks")
+    args = ap.parse_args(argv)
+    results = json.loads(args.json.read_text(encoding="utf-8"))
+    if args.docs and results.get("quick"):
+        ap.error("a quick run's numbers do not go into the docs")
+    results["goals"] = goals(results)
+    md = args.json.with_name("latest.md")
+    md.write_text(markdown(results))
+    print(f"wrote {md}")
+    if args.docs:
+        for path in update_docs(results):
+            print(f"updated {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

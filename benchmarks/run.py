@@ -1,10 +1,14 @@
 """Entry point: ``python -m benchmarks.run [--quick] [--rounds N] [--only percall,e2e,...]``.
 
 Builds (or reuses) one virtualenv per peer under ``benchmarks/.venvs``, runs
-the six measurements in alternating rounds, each run a fresh process, and
-writes ``benchmarks/results/latest.json``, ``latest.md`` and ``chart.png``.
+the measurements in alternating rounds, each run a fresh process, and writes
+``benchmarks/results/latest.json``, ``latest.md`` and ``chart.png``.  A full
+run of every suite into the default directory also rewrites the generated
+blocks of ``docs/performance.md`` and README.md's Performance section (between
+``<!-- bench:begin -->`` and ``<!-- bench:end -->``), so the numbers quoted
+there are always the last full run's; ``--no-docs`` leaves them alone.
 ``--quick`` (CI) uses tiny counts and one round: it only checks that every
-benchmark still runs, in well under a minute once the venvs are cached.
+benchmark still runs, writes to ``results/quick/`` and never touches the docs.
 Nothing is asserted about timings: the goals are reported, never enforced.
 """
 
@@ -23,8 +27,7 @@ from . import chart, envs, report, suites
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-#: Rounds per suite in a full run (quick: 1).  Chosen to keep a full run near 8 minutes
-#: on a 2-core machine.
+#: Rounds per suite in a full run (quick: 1).
 FULL_ROUNDS = {
     "percall": 5,
     "e2e": 3,
@@ -34,6 +37,7 @@ FULL_ROUNDS = {
     "capacity": 3,
     "push": 3,
     "otlp": 3,
+    "collector": 3,
 }
 
 
@@ -117,8 +121,15 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="results directory (default results/, or results/quick/ with --quick)",
     )
+    ap.add_argument(
+        "--no-docs",
+        action="store_true",
+        help="do not rewrite the generated blocks of docs/performance.md and README.md",
+    )
     args = ap.parse_args(argv)
 
+    # Only a full run of everything, into the results we commit, may speak for the docs.
+    update_docs = not (args.quick or args.only or args.no_docs or args.out is not None)
     if args.out is None:  # a CI check must not overwrite the numbers we quote
         args.out = RESULTS / "quick" if args.quick else RESULTS
     t0 = time.monotonic()
@@ -156,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         import agentsight_async
 
         results["agentsight_async_version"] = agentsight_async.__version__
+        results["source"]["sdk_path"] = str(Path(agentsight_async.__file__).parent)
+        _log(f"SDK measured: {results['source']['sdk_path']}")
     except Exception as exc:  # pragma: no cover - reported, not fatal
         results["agentsight_async_version"] = f"import failed: {exc}"
 
@@ -179,9 +192,14 @@ def main(argv: list[str] | None = None) -> int:
     jpath, mpath = report.write(results, args.out)
     png = chart.write(results, args.out / "chart.png")
     _log(f"\nwrote {jpath}, {mpath}" + (f", {png}" if png else " (no matplotlib: no chart)"))
-    _log("")
-    for g in results["goals"]:
-        _log(f"  {g['status']:>12}  {g['goal']}: {g['shown']}")
+    if update_docs:
+        for path in report.update_docs(results):
+            _log(f"updated the generated block of {path}")
+    for issue in (14, 6):
+        _log(f"\nissue-{issue} goals:")
+        for g in results["goals"]:
+            if g.get("issue") == issue:
+                _log(f"  {g['status']:>12}  {g['goal']}: {g['shown']}")
     failed = [
         n
         for n, s in results["suites"].items()

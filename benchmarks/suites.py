@@ -1,4 +1,4 @@
-"""The six measurements.  Each runs its subjects in alternating rounds, one fresh process per run.
+"""The measurements.  Each runs its subjects in alternating rounds, one fresh process per run.
 
 Round *r* runs the subjects rotated by *r* and, on odd rounds, reversed, so no
 comparator always runs first, last or right after the same neighbour: machine
@@ -155,8 +155,19 @@ def percall(envs: dict[str, Env], quick: bool, n_rounds: int, log: Log) -> Suite
         "per_batch": per_batch,
         "batches_fast": fast,
         "batches_slow": slow,
+        "busy_calls": fast * per_batch,
         "message_chars": 64,
     }
+
+    def sync_busy() -> dict[str, Any]:
+        # Issue 14: the caller's mean cost while its flusher delivers to the collector (a
+        # separate process from the caller: this orchestrator's), over fast * 50 calls.
+        with _collector() as col:
+            cfg = dict(base, form="sync", batches=fast, endpoint=col.url)
+            result = _proc.run(_proc.ours_python(), OURS, cfg, timeout=300)
+            result["delivered_verified"] = _delivered_messages(col.db_path)
+        return result
+
     with DiscardSink() as sink:
         base = {"bench": "percall", "per_batch": per_batch, "endpoint": sink.url}
         subjects = [
@@ -174,6 +185,7 @@ def percall(envs: dict[str, Env], quick: bool, n_rounds: int, log: Log) -> Suite
                 "ours, sync (hot path only)",
                 lambda: dict(base, form="sync", hot_only=True, batches=fast),
             ),
+            Subject("ours_sync_collector", "ours, sync facade, flusher → collector", sync_busy),
             _ours_subject(
                 "ours_async", "ours, await", lambda: dict(base, form="async", batches=fast)
             ),
@@ -202,8 +214,15 @@ def percall(envs: dict[str, Env], quick: bool, n_rounds: int, log: Log) -> Suite
                     lambda: {"AGENTSIGHT_API_KEY": KEY, "AGENTSIGHT_API_ENDPOINT": sink.url},
                 )
             )
-        runs = rounds(suite, subjects, n_rounds, ["p50_us", "p99_us", "mean_us"], log)
+        runs = rounds(
+            suite, subjects, n_rounds, ["p50_us", "p99_us", "mean_us", "delivered_during"], log
+        )
     peers = [sid for sid in runs if sid in peer_cfg]
+    if "agentsight_0_0_44" in runs:  # issue 14: ours ÷ theirs, mean per call (lower is better)
+        for ours in ("ours_sync_collector", "ours_sync"):
+            suite.ratios[f"{ours}/agentsight_0_0_44:mean_us"] = paired_ratio(
+                runs[ours], runs["agentsight_0_0_44"], "mean_us"
+            )
     for ours in ("ours_sync", "ours_async", "ours_sync_hot", "ours_async_hot"):
         for key in ("p50_us", "p99_us"):
             for peer in peers:  # how many times more a peer costs than we do
@@ -449,15 +468,18 @@ def capacity(envs: dict[str, Env], quick: bool, n_rounds: int, log: Log) -> Suit
     suite = Suite("capacity")
     plan = {
         "ingest_100conv": ("ingest", 100, 5 if quick else 500),
+        "ingest_10000conv": ("ingest", 200 if quick else 10_000, 2),
         "ingest_1conv": ("ingest", 1, 200 if quick else 20_000),
         "rest_100conv": ("rest", 20 if quick else 100, 2 if quick else 20),
     }
+    if quick:
+        suite.notes.append("quick mode: 200 conversations stand in for 10,000")
     suite.params = {k: list(v) for k, v in plan.items()}
     with DiscardSink() as sink:
         subjects = [
             _ours_subject(
                 sid,
-                f"ours {proto}, {convs} conversation(s)",
+                f"ours {proto}, {convs:,} conversation(s) x {per:,} events",
                 lambda proto=proto, convs=convs, per=per: {
                     "bench": "capacity",
                     "protocol": proto,
@@ -470,7 +492,13 @@ def capacity(envs: dict[str, Env], quick: bool, n_rounds: int, log: Log) -> Suit
             )
             for sid, (proto, convs, per) in plan.items()
         ]
-        rounds(suite, subjects, n_rounds, ["events_per_s", "elapsed_s", "cpu_us_per_event"], log)
+        runs = rounds(
+            suite, subjects, n_rounds, ["events_per_s", "elapsed_s", "cpu_us_per_event"], log
+        )
+    # Issue 14: CPU per delivered event at 10,000 conversations x 2 events ÷ at 100 conversations.
+    suite.ratios["ingest_10000conv/ingest_100conv:cpu_us_per_event"] = paired_ratio(
+        runs["ingest_10000conv"], runs["ingest_100conv"], "cpu_us_per_event"
+    )
     return suite
 
 
@@ -614,6 +642,130 @@ def otlp(envs: dict[str, Env], quick: bool, n_rounds: int, log: Log) -> Suite:
     return suite
 
 
+# --- (9) the collector's CPU per stored event, in its own process --------------------------------
+COLLECTOR_SCENARIOS = {"1conv": (1, 20_000), "1000conv": (1000, 20)}
+COLLECTOR_QUICK = {"1conv": (1, 200), "1000conv": (20, 5)}
+
+
+def _stored_messages(db_path: str, expect: int, timeout: float = 30.0) -> int:
+    """Rows in the collector's messages table once they reach *expect* or stop changing."""
+    deadline = time.monotonic() + timeout
+    last, stable_since = -1, time.monotonic()
+    while True:
+        try:
+            n = _delivered_messages(db_path)
+        except sqlite3.Error:
+            n = 0
+        if n >= expect:
+            return n
+        now = time.monotonic()
+        if n != last:
+            last, stable_since = n, now
+        elif now - stable_since > 1.0 or now > deadline:
+            return n
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def _collector_process(tmp: str) -> Iterator[tuple[str, Any, str]]:
+    """``python -m agentsight_collector --dev`` on a free port: (url, psutil.Process, db)."""
+    import socket
+
+    import psutil
+
+    port, db = free_port(), f"{tmp}/collector.db"
+    with open(f"{tmp}/collector.log", "wb") as log:
+        proc = subprocess.Popen(
+            [_proc.ours_python(), "-m", "agentsight_collector", "--dev",
+             "--port", str(port), "--db", db],
+            stdout=log, stderr=subprocess.STDOUT, env=_proc._env(None), cwd=_proc.REPO,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"collector exited {proc.returncode} at start")
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                    break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("collector not listening within 60 s")
+                time.sleep(0.05)
+            time.sleep(0.2)  # start-up work (imports, schema) is behind it
+            yield f"http://127.0.0.1:{port}", psutil.Process(proc.pid), db
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _collector_run(convs: int, per_conv: int) -> dict[str, Any]:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="agentsight-bench-collector-") as tmp:
+        with _collector_process(tmp) as (url, server, db):
+            t0 = server.cpu_times()
+            cfg = {
+                "bench": "e2e",
+                "protocol": "ingest",
+                "conversations": convs,
+                "events_per_conversation": per_conv,
+                "endpoint": url,
+                "api_key": KEY,
+            }
+            result = _proc.run(_proc.ours_python(), OURS, cfg, timeout=600)
+            stored = _stored_messages(db, result["tracked"])
+            t1 = server.cpu_times()
+            rss = server.memory_info().rss
+        cpu = (t1.user - t0.user) + (t1.system - t0.system)
+    return {
+        "tracked": result["tracked"],
+        "stored": stored,
+        "complete": stored == result["tracked"],
+        "collector_cpu_s": cpu,
+        "cpu_us_per_stored_event": cpu / stored * 1e6 if stored else None,
+        "events_per_s": stored / result["elapsed_s"] if result["elapsed_s"] else None,
+        "sdk_cpu_s": result["cpu_s"],
+        "collector_rss": rss,
+    }
+
+
+def collector(envs: dict[str, Env], quick: bool, n_rounds: int, log: Log) -> Suite:
+    """The local collector's CPU (all its threads, read with psutil) per event it stored.
+
+    The collector runs in its own process (``python -m agentsight_collector --dev`` on
+    a fresh SQLite file); our SDK sends it a fixed load over ``ingest`` from another
+    process; its CPU is read once it listens and again once the SDK's flush returned
+    and the stored rows (messages table) reached the count sent.
+    """
+    suite = Suite("collector")
+    scenarios = COLLECTOR_QUICK if quick else COLLECTOR_SCENARIOS
+    suite.params = {k: list(v) for k, v in scenarios.items()}
+    if quick:
+        suite.notes.append("quick mode: 20 conversations stand in for 1,000")
+    subjects = [
+        Subject(
+            f"collector_{scen}",
+            f"collector, {convs:,} conversation(s) x {per:,} events",
+            lambda convs=convs, per=per: _collector_run(convs, per),
+        )
+        for scen, (convs, per) in scenarios.items()
+    ]
+    rounds(
+        suite,
+        subjects,
+        n_rounds,
+        ["cpu_us_per_stored_event", "events_per_s", "stored", "collector_cpu_s"],
+        log,
+    )
+    return suite
+
+
 SUITES = {
     "percall": percall,
     "e2e": e2e,
@@ -623,6 +775,7 @@ SUITES = {
     "capacity": capacity,
     "push": push,
     "otlp": otlp,
+    "collector": collector,
 }
 
 __all__ = ["SUITES", "Suite"]

@@ -31,7 +31,9 @@ def otlp(cfg: dict) -> dict:
     )
     provider = TracerProvider(resource=Resource.create({"service.name": "bench"}))
     # A queue that holds every span: the SDK must deliver them all, as we do, not drop.
-    provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=items + 16))
+    # (never below the default 2,048: a quick run's few items would undercut the batch size)
+    queue = max(items + 16, 2048)
+    provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=queue))
     tracer = provider.get_tracer("bench")
     start = tracer.start_as_current_span
     cpu0, t0 = time.process_time(), time.perf_counter()
