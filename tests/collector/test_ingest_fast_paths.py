@@ -1,0 +1,43 @@
+"""The ingest fast paths give what the general paths give (timestamps, span text, errors, GC)."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentsight_async._store import _timeutil
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-01-01T12:00:00.123456+00:00",
+        "2026-01-01T12:00:00.000000+00:00",
+        "2026-01-01T12:00:59.999999+00:00",
+        "1999-12-31T23:59:59.000001+00:00",
+        "2026-01-01 12:00:00.123456+00:00",  # the fast path's shape, with a space
+        "2026-01-01T12:00:00.123456+02:00",  # another offset: the general parser
+        "2026-01-01T12:00:00+00:00",
+        "2026-01-01T12:00:00.123+00:00",
+        "2026-01-01T12:00:00.123456",
+        "2026-01-01T12:00:00.123456Z",
+    ],
+)
+def test_the_timestamp_fast_path_agrees_with_the_parser(value: str) -> None:
+    assert _timeutil.us_from_iso_cached(value) == _timeutil.us_from_iso(value)
+    assert _timeutil.us_from_iso_cached(value) == _timeutil.us_from_iso(value)  # cached
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-13-01T12:00:00.123456+00:00",
+        "2026-01-01T12:00:00.12345x+00:00",
+        "2026-01-01T12:00:00.١٢٣٤٥٦+00:00",  # non-ASCII digits
+        "not a timestamp at all, but 32 c",
+    ],
+)
+def test_the_timestamp_fast_path_refuses_what_the_parser_refuses(value: str) -> None:
+    with pytest.raises(ValueError, match="ISO"):
+        _timeutil.us_from_iso(value)
+    with pytest.raises(ValueError, match="ISO"):
+        _timeutil.us_from_iso_cached(value)
