@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from pydantic_core import to_json
 
 from . import _timeutil
@@ -31,10 +32,18 @@ def dumps(value: Any) -> str | None:
 def dumps_json(value: Any) -> str:
     """Compact JSON text of a parsed JSON value, fast (the ingest span archive).
 
-    ``pydantic_core.to_json`` (pydantic is an SDK dependency) is several times
-    faster than :func:`json.dumps`; anything it cannot serialise goes through
-    :func:`dumps`, so this never fails where ``dumps`` would not.
+    ``orjson`` (an SDK dependency) writes a span in about a quarter of
+    ``pydantic_core.to_json``'s time, byte for byte the same text.  What it
+    refuses (an integer beyond 64 bits, a lone surrogate) goes through
+    ``to_json`` as before, and what that refuses through :func:`dumps`, so this
+    never fails where ``dumps`` would not.  One difference remains: an
+    infinity (a body's overflowing literal such as ``1E400``) is written as
+    ``null`` where ``to_json`` wrote ``Infinity``, which is not JSON.
     """
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        pass
     try:
         return to_json(value).decode()
     except (ValueError, TypeError, UnicodeDecodeError):  # pragma: no cover - exotic input

@@ -1,6 +1,6 @@
 """The SQLite store: one file, written in-process or behind the local collector.
 
-Standard library plus ``pydantic_core`` (an SDK dependency), on purpose: the
+Standard library plus ``pydantic_core`` and ``orjson`` (SDK dependencies), on purpose: the
 SDK's ``sqlite:///path`` exporter writes through :class:`Store` in-process,
 where starlette and uvicorn are not installed, and the collector
 (``agentsight_collector.Storage``) is this class plus its read queries.

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from pydantic_core import from_json, to_json
 
-from agentsight_async._store import _timeutil
+from agentsight_async._store import _rows, _timeutil
 
 
 @pytest.mark.parametrize(
@@ -41,3 +42,16 @@ def test_the_timestamp_fast_path_refuses_what_the_parser_refuses(value: str) -> 
         _timeutil.us_from_iso(value)
     with pytest.raises(ValueError, match="ISO"):
         _timeutil.us_from_iso_cached(value)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"span_id":"a","attributes":{"x":1e-5,"y":1e20,"z":-0.0,"t":"\\u00e9\\u2028\\u001f"}}',
+        b'{"n":123456789012345678901234567890,"f":0.00001}',  # beyond 64 bits
+        b'{"deep":[[[[{"a":null,"b":true,"c":[1,2.5,"x"]}]]]]}',
+    ],
+)
+def test_the_span_archive_text_is_what_pydantic_core_wrote(body: bytes) -> None:
+    value = from_json(body, allow_inf_nan=False)
+    assert _rows.dumps_json(value) == to_json(value).decode()
