@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydantic_core import from_json, to_json
 
-from agentsight_async._store import _rows, _timeutil
+from agentsight_async._store import _rows, _timeutil, _validate
+from agentsight_async._store._errors import IngestValidationError
 
 
 @pytest.mark.parametrize(
@@ -55,3 +58,24 @@ def test_the_timestamp_fast_path_refuses_what_the_parser_refuses(value: str) -> 
 def test_the_span_archive_text_is_what_pydantic_core_wrote(body: bytes) -> None:
     value = from_json(body, allow_inf_nan=False)
     assert _rows.dumps_json(value) == to_json(value).decode()
+
+
+def _refused(block: dict[str, Any]) -> dict[str, Any]:
+    with pytest.raises(IngestValidationError) as err:
+        _validate.ingest({"conversations": [block]})
+    errors: dict[str, Any] = err.value.body["conversations"][0]["errors"]
+    return errors
+
+
+def test_a_block_without_spans_still_reports_its_bad_fields() -> None:
+    errors = _refused({"conversation_id": "c", "metadata": "not an object"})
+    assert set(errors) == {"metadata", "spans"}
+    errors = _refused({"spans": [], "name": 5})
+    assert set(errors) == {"conversation_id", "name"}
+
+
+def test_a_block_of_only_id_and_spans_is_accepted_without_fields() -> None:
+    (block,) = _validate.ingest({"conversations": [{"conversation_id": "c", "spans": []}]})
+    assert block.conversation_id == "c"
+    assert block.fields == {}
+    assert block.spans == []
