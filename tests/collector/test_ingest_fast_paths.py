@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ from pydantic_core import from_json, to_json
 
 from agentsight_async._store import _rows, _timeutil, _validate
 from agentsight_async._store._errors import IngestValidationError
+from agentsight_collector import _app
 
 
 @pytest.mark.parametrize(
@@ -79,3 +81,49 @@ def test_a_block_of_only_id_and_spans_is_accepted_without_fields() -> None:
     assert block.conversation_id == "c"
     assert block.fields == {}
     assert block.spans == []
+
+
+@pytest.fixture
+def gc_state() -> Any:
+    was = gc.isenabled()
+    yield
+    if was:
+        gc.enable()
+    else:
+        gc.disable()
+
+
+@pytest.mark.usefixtures("gc_state")
+def test_the_gc_pause_holds_while_any_thread_is_inside() -> None:
+    gc.enable()
+    pause = _app._GcPause()
+    with pause:
+        assert not gc.isenabled()
+        with pause:
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+@pytest.mark.usefixtures("gc_state")
+def test_the_gc_pause_leaves_a_disabled_gc_disabled() -> None:
+    gc.disable()
+    pause = _app._GcPause()
+    with pause:
+        assert not gc.isenabled()
+    assert not gc.isenabled()
+
+
+@pytest.mark.usefixtures("gc_state")
+def test_an_unbroken_gc_pause_ends_with_a_collection(monkeypatch: pytest.MonkeyPatch) -> None:
+    gc.enable()
+    collections: list[int] = []
+    monkeypatch.setattr(_app.gc, "collect", lambda *a: collections.append(1) or 0)
+    pause = _app._GcPause()
+    monkeypatch.setattr(pause, "MAX_PAUSE", 0.0)
+    with pause:
+        assert collections == []
+        with pause:  # entered after the pause lasted longer than MAX_PAUSE
+            pass
+        assert collections == [1]
+    assert gc.isenabled()
