@@ -21,7 +21,7 @@ Modules, one job each::
     _timeutil.py  ``(timestamp as sent, UTC microseconds)`` pairs
     _errors.py    the error tree
 
-Standard library only, plus ``pydantic_core`` (an SDK dependency) for fast JSON.
+Standard library only, plus ``pydantic_core`` and ``orjson`` (SDK dependencies) for fast JSON.
 """
 
 from __future__ import annotations

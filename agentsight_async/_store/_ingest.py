@@ -1,4 +1,4 @@
-"""Apply validated ingest blocks: upsert, archive spans, project the transcript.
+"""Apply validated ingest payloads: upsert, archive spans, project the transcript.
 
 Each span is archived in ``spans`` under ``UNIQUE (conversation, span_id)``;
 a replayed span hits the constraint and is a no-op, projection included, so
@@ -8,62 +8,218 @@ Projection (protocol §3.4): ``turn`` message events -> messages (incomplete
 turns stay archive-only), ``tool``/``task`` -> actions, ``button`` -> buttons,
 ``attachment`` -> attachment descriptors, ``llm`` -> token usage.
 ``conversation`` and unknown kinds are archived only.
+
+A payload is written in one pass inside the caller's transaction, one
+``executemany`` per table for all of its conversations.  The pass takes every
+span for new - the usual case, since a retry is rare - and the archive's row
+count checks it: when the unique index ignored any span, the pass is rolled
+back to its savepoint and done again knowing which spans are stored already.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
+from itertools import groupby
 from typing import Any
 
 from . import _rows, _timeutil
-from ._rows import dumps
-from ._validate import DEFAULT_ENVIRONMENT
+from ._rows import dumps, dumps_json
+from ._validate import DEFAULT_ENVIRONMENT, IngestBlock, IngestSpan
 
-Span = Mapping[str, Any]
+#: Conversation ids looked up per query (SQLite before 3.32 allows 999 parameters).
+_LOOKUP_CHUNK = 500
+
+_INSERT_SPAN = (
+    "INSERT OR IGNORE INTO spans (conversation, span_id, trace_id, parent_span_id, kind, "
+    "name, started_at, raw, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
-class _Rows:
-    """The rows one block projects, written with one ``executemany`` per table.
+class _Replayed(Exception):
+    """The archive ignored a span the first pass took for new."""
+
+
+def apply(
+    conn: sqlite3.Connection,
+    agent_id: int,
+    blocks: Sequence[IngestBlock],
+    *,
+    now: str | None = None,
+) -> list[dict[str, Any]]:
+    """Store validated conversation blocks inside the caller's transaction.
+
+    *now* is the receive time written to ``created_at``/``updated_at``/
+    ``received_at`` (one per request, so every row of it carries the same).
+
+    Returns:
+        Per block: ``{"conversation_id", "id", "accepted", "duplicates"}``.
+    """
+    now = now or _timeutil.now_iso()
+    conn.execute("SAVEPOINT ingest")
+    try:
+        results = _Pass(conn, agent_id, now, stored=None).run(blocks)
+    except _Replayed:
+        conn.execute("ROLLBACK TO ingest")
+        stored = _stored_spans(conn, agent_id, blocks)
+        results = _Pass(conn, agent_id, now, stored=stored).run(blocks)
+    conn.execute("RELEASE ingest")
+    return results
+
+
+class _Pass:
+    r"""One pass over a payload: the rows it writes, buffered per table.
 
     Ids come from the shared sequence (``_schema``): this transaction is the
     only writer, so they are handed out here as ``last_id + 1, + 2, ...`` in
-    projection order - the order ``new_id`` would have given them - and the
-    ``object_ids`` rows are inserted with them by :meth:`flush`.  A projector
-    that writes directly (attachments) flushes first, so ``new_id`` continues
-    the sequence where these rows end.
+    projection order - the order ``new_id`` would have given them - and
+    :meth:`flush` moves the sequence past them.  A projector that writes
+    directly (attachments) flushes first and :meth:`sync`\ s after, so the
+    sequence continues where its rows end.
+
+    *stored* is ``None`` on the first pass (every span is new, and the
+    archive's row count must agree); on the second, the ``(conversation pk,
+    span_id)`` pairs stored before this request.
     """
 
-    __slots__ = ("_base", "actions", "buttons", "conn", "ids", "messages", "now", "token_usage")
+    __slots__ = (
+        "actions",
+        "agent_id",
+        "buttons",
+        "conn",
+        "conversations",
+        "last_id",
+        "messages",
+        "now",
+        "seen",
+        "sequence",
+        "spans",
+        "stored",
+        "token_usage",
+    )
 
-    def __init__(self, conn: sqlite3.Connection, now: str) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        agent_id: int,
+        now: str,
+        *,
+        stored: set[tuple[int, str]] | None,
+    ) -> None:
         self.conn = conn
+        self.agent_id = agent_id
         self.now = now
-        self._base: int | None = None
-        self.ids: list[tuple[int, str]] = []
+        self.stored = stored
+        self.seen: set[tuple[int, str]] = set()
+        self.last_id = self.sequence = 0
+        #: Conversation inserts and updates, in payload order: ``(sql, parameters)``.
+        self.conversations: list[tuple[str, tuple[Any, ...]]] = []
+        self.spans: list[tuple[Any, ...]] = []
         self.messages: list[tuple[Any, ...]] = []
         self.actions: list[tuple[Any, ...]] = []
         self.buttons: list[tuple[Any, ...]] = []
         self.token_usage: list[tuple[Any, ...]] = []
 
-    def start_ids(self, last_id: int) -> None:
-        """The sequence's position, when the caller read it already."""
-        if not self.ids:
-            self._base = last_id
+    def new_id(self) -> int:
+        self.last_id += 1
+        return self.last_id
 
-    def new_id(self, kind: str) -> int:
-        if self._base is None:
-            self._base = _rows.last_id(self.conn)
-        pk = self._base + len(self.ids) + 1
-        self.ids.append((pk, kind))
-        return pk
+    def sync(self) -> None:
+        """Continue the sequence after rows written directly (``_rows.new_id``)."""
+        self.last_id = self.sequence = _rows.last_id(self.conn)
+
+    def run(self, blocks: Sequence[IngestBlock]) -> list[dict[str, Any]]:
+        pks = _conversation_pks(self.conn, self.agent_id, blocks)
+        self.sync()
+        stored, seen, spans, now = self.stored, self.seen, self.spans, self.now
+        results = []
+        for block in blocks:
+            cid = block.conversation_id
+            pk = pks.get(cid)
+            if pk is None:
+                pk = pks[cid] = self.new_id()
+                self._insert_conversation(pk, block)
+            else:
+                self._update_conversation(pk, block)
+            accepted = 0
+            for span in block.spans:
+                if stored is not None:
+                    key = (pk, span.span_id)
+                    if key in stored or key in seen:
+                        continue
+                    seen.add(key)
+                accepted += 1
+                spans.append(
+                    (
+                        pk,
+                        span.span_id,
+                        span.trace_id,
+                        span.parent_span_id,
+                        span.kind,
+                        span.name,
+                        span.started_at,
+                        dumps_json(span.raw),
+                        now,
+                    )
+                )
+                project = _PROJECTORS.get(span.kind)
+                if project is not None:
+                    project(self, pk, span)
+            results.append(
+                {
+                    "conversation_id": cid,
+                    "id": pk,
+                    "accepted": accepted,
+                    "duplicates": len(block.spans) - accepted,
+                }
+            )
+        self.flush()
+        return results
+
+    def _insert_conversation(self, pk: int, block: IngestBlock) -> None:
+        values = _field_values(block)
+        values.setdefault("environment", DEFAULT_ENVIRONMENT)
+        self.conversations.append(
+            _rows.conversation_insert(
+                pk,
+                self.agent_id,
+                block.conversation_id,
+                values,
+                used=block.used,
+                first=block.first,
+                last=block.last,
+                now=self.now,
+            )
+        )
+
+    def _update_conversation(self, pk: int, block: IngestBlock) -> None:
+        """Sent fields overwrite, ``is_used`` only goes up, the time span only widens."""
+        values = _field_values(block)
+        touch = _rows.touch_params(block.first, block.last, block.used)
+        if not values:
+            self.conversations.append((_TOUCH_CONVERSATION, (*touch, pk)))
+            return
+        assignments = "".join(f"{k} = ?, " for k in values)
+        self.conversations.append(
+            (
+                f"UPDATE conversations SET {assignments}updated_at = ?, "
+                f"{_rows.TOUCH_ASSIGNMENTS} WHERE id = ?",
+                (*values.values(), self.now, *touch, pk),
+            )
+        )
 
     def flush(self) -> None:
-        if not self.ids:
-            return
+        """Write the buffered rows (conversations first: the others refer to them)."""
         conn = self.conn
-        conn.executemany(_rows.INSERT_OBJECT_IDS, self.ids)
+        for sql, run in groupby(self.conversations, key=lambda write: write[0]):
+            conn.executemany(sql, [params for _, params in run])
+        self.conversations.clear()
+        if self.spans:
+            archived = conn.executemany(_INSERT_SPAN, self.spans).rowcount
+            if self.stored is None and archived != len(self.spans):
+                raise _Replayed
+            self.spans.clear()
         for sql, rows in (
             (_rows.INSERT_MESSAGE, self.messages),
             (_rows.INSERT_ACTION, self.actions),
@@ -73,149 +229,57 @@ class _Rows:
             if rows:
                 conn.executemany(sql, rows)
                 rows.clear()
-        self.ids.clear()
-        self._base = None
+        if self.last_id > self.sequence:
+            _rows.advance_sequence(conn, self.last_id)
+            self.sequence = self.last_id
 
 
-_INSERT_SPAN = (
-    "INSERT OR IGNORE INTO spans (conversation, span_id, trace_id, parent_span_id, kind, "
-    "name, started_at, raw, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_FIND_CONVERSATION = (
-    "SELECT (SELECT id FROM conversations WHERE agent_id = ? AND conversation_id = ?), "
-    + _rows.LAST_ID_SQL
-)
+_TOUCH_CONVERSATION = f"UPDATE conversations SET {_rows.TOUCH_ASSIGNMENTS} WHERE id = ?"
 
 
-def apply_block(
-    conn: sqlite3.Connection, agent_id: int, block: Mapping[str, Any], *, now: str | None = None
-) -> dict[str, Any]:
-    """Store one validated conversation block inside the caller's transaction.
+def _field_values(block: IngestBlock) -> dict[str, Any]:
+    """The block's conversation fields as column values (metadata as JSON text)."""
+    return {k: (dumps(v) if k == "metadata" else v) for k, v in block.fields.items()}
 
-    *now* is the receive time written to ``created_at``/``updated_at``/
-    ``received_at`` (one per request, so every row of it carries the same).
-    """
-    spans: list[Span] = block["spans"]
-    now = now or _timeutil.now_iso()
-    rows = _Rows(conn, now)
-    pk = _upsert_conversation(conn, rows, agent_id, block, spans)
-    new = _archive(conn, pk, spans, now)
-    accepted = 0
-    for span, is_new in zip(spans, new, strict=True):
-        if not is_new:
+
+def _conversation_pks(
+    conn: sqlite3.Connection, agent_id: int, blocks: Sequence[IngestBlock]
+) -> dict[str, int]:
+    """``conversation_id -> pk`` of the payload's conversations that exist already."""
+    wanted = list(dict.fromkeys(block.conversation_id for block in blocks))
+    found: dict[str, int] = {}
+    for i in range(0, len(wanted), _LOOKUP_CHUNK):
+        chunk = wanted[i : i + _LOOKUP_CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        rows = conn.execute(
+            "SELECT conversation_id, id FROM conversations "
+            f"WHERE agent_id = ? AND conversation_id IN ({marks})",
+            (agent_id, *chunk),
+        )
+        found.update((str(cid), int(pk)) for cid, pk in rows)
+    return found
+
+
+def _stored_spans(
+    conn: sqlite3.Connection, agent_id: int, blocks: Sequence[IngestBlock]
+) -> set[tuple[int, str]]:
+    """The payload's ``(conversation pk, span_id)`` pairs stored before this request."""
+    pks = _conversation_pks(conn, agent_id, blocks)
+    stored: set[tuple[int, str]] = set()
+    for block in blocks:
+        pk = pks.get(block.conversation_id)
+        ids = list({span.span_id for span in block.spans})
+        if pk is None:
             continue
-        accepted += 1
-        project = _PROJECTORS.get(span["kind"])
-        if project is not None:
-            project(rows, pk, span)
-    rows.flush()
-    return {
-        "conversation_id": block["conversation_id"],
-        "id": pk,
-        "accepted": accepted,
-        "duplicates": len(spans) - accepted,
-    }
-
-
-def _upsert_conversation(
-    conn: sqlite3.Connection,
-    rows: _Rows,
-    agent_id: int,
-    block: Mapping[str, Any],
-    spans: list[Span],
-) -> int:
-    """:func:`_rows.upsert_conversation` for a block, in two statements instead of four.
-
-    One SELECT finds the conversation and the id sequence's position; a new
-    conversation takes its id from *rows* (the ``object_ids`` row follows in
-    :meth:`_Rows.flush`), an existing one gets its fields and time span in
-    one UPDATE.  Same rules: sent fields overwrite, ``is_used`` only goes
-    up, the time span only widens.
-    """
-    conversation_id = block["conversation_id"]
-    used = any(span["kind"] != "conversation" for span in spans)
-    first, last = _time_range(spans)
-    found, last_id = conn.execute(_FIND_CONVERSATION, (agent_id, conversation_id)).fetchone()
-    rows.start_ids(int(last_id))
-    values = {k: (dumps(v) if k == "metadata" else v) for k, v in block["fields"].items()}
-    now = rows.now
-    if found is None:
-        pk = rows.new_id("conversation")
-        values.setdefault("environment", DEFAULT_ENVIRONMENT)
-        _rows.insert_conversation(
-            conn, pk, agent_id, conversation_id, values, used=used, first=first, last=last, now=now
-        )
-        return pk
-    pk = int(found)
-    assignments = "".join(f"{k} = ?, " for k in values)
-    if values:
-        assignments += "updated_at = ?, "
-        values["updated_at"] = now
-    conn.execute(
-        f"UPDATE conversations SET {assignments}{_rows.TOUCH_ASSIGNMENTS} WHERE id = ?",
-        (*values.values(), *_rows.touch_params(first, last, used), pk),
-    )
-    return pk
-
-
-def _archive(conn: sqlite3.Connection, conv: int, spans: list[Span], received: str) -> list[bool]:
-    """Insert the spans under ``UNIQUE (conversation, span_id)``; which ones were new.
-
-    One ``executemany`` of ``INSERT OR IGNORE``: a replayed span is ignored by
-    the unique index.  When every row went in (the usual case) all are new.
-    Otherwise the rows that went in are the ``rowcount`` newest of the table
-    (``spans.id`` is ``AUTOINCREMENT`` and this transaction is the only
-    writer), and of spans repeating an id within the block only the first
-    went in.
-    """
-    if not spans:
-        return []
-    cur = conn.executemany(
-        _INSERT_SPAN,
-        [
-            (
-                conv,
-                span["span_id"],
-                span["trace_id"],
-                span["parent_span_id"],
-                span["kind"],
-                span["name"],
-                span["started_at"],
-                _rows.dumps_json(span["raw"]),
-                received,
+        for i in range(0, len(ids), _LOOKUP_CHUNK):
+            chunk = ids[i : i + _LOOKUP_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            rows = conn.execute(
+                f"SELECT span_id FROM spans WHERE conversation = ? AND span_id IN ({marks})",
+                (pk, *chunk),
             )
-            for span in spans
-        ],
-    )
-    inserted_count = cur.rowcount
-    if inserted_count == len(spans):
-        return [True] * len(spans)
-    inserted = {
-        row[0]
-        for row in conn.execute(
-            "SELECT span_id FROM spans ORDER BY id DESC LIMIT ?", (max(inserted_count, 0),)
-        )
-    }
-    new: list[bool] = []
-    for span in spans:
-        sid = span["span_id"]
-        new.append(sid in inserted)
-        inserted.discard(sid)  # a repeat within the block is the duplicate
-    return new
-
-
-def _time_range(spans: list[Span]) -> tuple[tuple[str, int], tuple[str, int]]:
-    points: list[tuple[int, str]] = []
-    for span in spans:
-        points.append((span["started_us"], span["started_at"]))
-        points.extend((ev["ts_us"], ev["timestamp"]) for ev in span["events"])
-        if span["ended_at"]:
-            points.append((span["ended_us"], span["ended_at"]))
-    if not points:
-        at = _timeutil.now_at()
-        return at, at
-    lo, hi = min(points), max(points)
-    return (lo[1], lo[0]), (hi[1], hi[0])
+            stored.update((pk, str(sid)) for (sid,) in rows)
+    return stored
 
 
 # -- attribute helpers -----------------------------------------------------------
@@ -249,8 +313,15 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _start(span: Span) -> tuple[str, int]:
-    return span["started_at"], span["started_us"]
+def _start(span: IngestSpan) -> tuple[str, int]:
+    return span.started_at, span.started_us
+
+
+def _duration(span: IngestSpan) -> float | None:
+    """The duration as sent, else from the span's start and end."""
+    if span.duration_ms is None and span.ended_us is not None:
+        return (span.ended_us - span.started_us) / 1000
+    return span.duration_ms
 
 
 # -- projectors ------------------------------------------------------------------
@@ -264,74 +335,71 @@ def _metadata(value: Any) -> str | None:
     return dumps(_json_attr(value) or {})
 
 
-def _turn(rows: _Rows, conv: int, span: Span) -> None:
-    if span["attributes"].get("agentsight.turn.complete") is False:
+def _turn(rows: _Pass, conv: int, span: IngestSpan) -> None:
+    if span.attributes.get("agentsight.turn.complete") is False:
         return  # archived only (protocol §3.4: incomplete turns stay out of the transcript)
-    for event in span["events"]:
-        if event["name"] != "agentsight.message":
+    for name, timestamp, ts_us, attrs in span.events:
+        if name != "agentsight.message":
             continue
-        attrs = event["attributes"]
         content = attrs.get("agentsight.message.content")
-        sender = attrs.get("agentsight.message.sender") or "end_user"
         if content is None:
             continue
+        sender = attrs.get("agentsight.message.sender") or "end_user"
+        metadata = attrs.get("agentsight.message.metadata")
         rows.messages.append(
             (
-                rows.new_id("message"),
+                rows.new_id(),
                 conv,
-                str(sender),
-                _text(content),
-                _metadata(attrs.get("agentsight.message.metadata")),
-                event["timestamp"],
-                event["ts_us"],
-                span["span_id"],
+                sender if type(sender) is str else str(sender),
+                content if type(content) is str else _text(content),
+                _NO_METADATA if metadata is None else _metadata(metadata),
+                timestamp,
+                ts_us,
+                span.span_id,
                 rows.now,
             )
         )
 
 
-def _tool(rows: _Rows, conv: int, span: Span) -> None:
-    attrs = span["attributes"]
+def _tool(rows: _Pass, conv: int, span: IngestSpan) -> None:
+    attrs = span.attributes
     error = _text(attrs.get("agentsight.tool.error"))
-    status = "error" if error or span["status"] == "error" else "ok"
-    duration = span["duration_ms"]
-    if duration is None and span["ended_at"]:
-        duration = (span["ended_us"] - span["started_us"]) / 1000
+    status = "error" if error or span.status == "error" else "ok"
     rows.actions.append(
         (
-            rows.new_id("action"),
+            rows.new_id(),
             conv,
-            str(attrs.get("agentsight.tool.name") or span["name"] or span["kind"]),
-            span["started_at"],
-            span["ended_at"],
-            duration,
+            str(attrs.get("agentsight.tool.name") or span.name or span.kind),
+            span.started_at,
+            span.ended_at,
+            _duration(span),
             dumps(_json_attr(attrs.get("agentsight.tool.arguments"))),
             _text(attrs.get("agentsight.tool.response")),
             error,
             status,
             _metadata(attrs.get("agentsight.metadata")),
             0,
-            span["started_at"],
-            span["started_us"],
-            span["span_id"],
+            span.started_at,
+            span.started_us,
+            span.span_id,
             rows.now,
         )
     )
 
 
-def _button(rows: _Rows, conv: int, span: Span) -> None:
-    attrs = span["attributes"]
+def _button(rows: _Pass, conv: int, span: IngestSpan) -> None:
+    attrs = span.attributes
     rows.buttons.append(
         (
-            rows.new_id("button"),
+            rows.new_id(),
             conv,
             str(attrs.get("agentsight.button.event") or ""),
-            str(attrs.get("agentsight.button.label") or span["name"] or ""),
+            str(attrs.get("agentsight.button.label") or span.name or ""),
             str(attrs.get("agentsight.button.value") or ""),
             _metadata(attrs.get("agentsight.metadata")),
-            span["started_at"],
-            span["started_us"],
-            span["span_id"],
+            span.started_at,
+            span.started_us,
+            span.span_id,
             rows.now,
         )
     )
@@ -353,35 +421,35 @@ def _descriptors(value: Any) -> list[tuple[str, str | None, int | None, bytes | 
     return files
 
 
-def _attachment(rows: _Rows, conv: int, span: Span) -> None:
-    # Reads and writes attachment rows directly: the buffered rows go first, so
-    # ids stay in projection order.
+def _attachment(rows: _Pass, conv: int, span: IngestSpan) -> None:
+    # Reads and writes attachment rows directly: the buffered rows go first, and
+    # the id sequence continues after the rows written here.
     rows.flush()
     conn = rows.conn
-    attrs = span["attributes"]
+    attrs = span.attributes
     sender = str(attrs.get("agentsight.attachment.sender") or "end_user")
     mode = _text(attrs.get("agentsight.attachment.mode"))
     files = _descriptors(attrs.get("agentsight.attachment.files"))
-    if mode == "base64" and _claim_upload(conn, conv, span, sender, files):
-        return
-    _rows.insert_attachment(
-        conn,
-        conv,
-        message=None,
-        sender=sender,
-        mode=mode,
-        metadata=_json_attr(attrs.get("agentsight.metadata")) or {},
-        origin="span",
-        at=_start(span),
-        files=files,
-        span_id=span["span_id"],
-    )
+    if not (mode == "base64" and _claim_upload(conn, conv, span, sender, files)):
+        _rows.insert_attachment(
+            conn,
+            conv,
+            message=None,
+            sender=sender,
+            mode=mode,
+            metadata=_json_attr(attrs.get("agentsight.metadata")) or {},
+            origin="span",
+            at=_start(span),
+            files=files,
+            span_id=span.span_id,
+        )
+    rows.sync()
 
 
 def _claim_upload(
     conn: sqlite3.Connection,
     conv: int,
-    span: Span,
+    span: IngestSpan,
     sender: str,
     files: list[tuple[str, str | None, int | None, bytes | None]],
 ) -> bool:
@@ -395,14 +463,14 @@ def _claim_upload(
     for (candidate,) in candidates:
         if _rows.attachment_filenames(conn, candidate) == names:
             conn.execute(
-                "UPDATE attachments SET span_id = ? WHERE id = ?", (span["span_id"], candidate)
+                "UPDATE attachments SET span_id = ? WHERE id = ?", (span.span_id, candidate)
             )
             return True
     return False
 
 
-def _llm(rows: _Rows, conv: int, span: Span) -> None:
-    attrs = span["attributes"]
+def _llm(rows: _Pass, conv: int, span: IngestSpan) -> None:
+    attrs = span.attributes
     counts = {
         "input_tokens": _int(attrs.get("gen_ai.usage.input_tokens")),
         "output_tokens": _int(attrs.get("gen_ai.usage.output_tokens")),
@@ -420,27 +488,24 @@ def _llm(rows: _Rows, conv: int, span: Span) -> None:
         + counts["cache_read_tokens"]
         + counts["cache_write_tokens"]
     )
-    duration = span["duration_ms"]
-    if duration is None and span["ended_at"]:
-        duration = (span["ended_us"] - span["started_us"]) / 1000
     streamed = attrs.get("agentsight.llm.streaming")
     error = _text(attrs.get("agentsight.llm.error"))
-    if error is None and span["status"] == "error":
+    if error is None and span.status == "error":
         error = ""
     rows.token_usage.append(
         _rows.token_usage_row(
-            rows.new_id("token_usage"),
+            rows.new_id(),
             conv,
             counts,
-            model=_text(attrs.get("gen_ai.request.model")) or span["name"],
+            model=_text(attrs.get("gen_ai.request.model")) or span.name,
             system=_text(attrs.get("gen_ai.system")),
             origin="llm",
             at=_start(span),
             action=None,
-            span_id=span["span_id"],
+            span_id=span.span_id,
             now=rows.now,
             call={
-                "duration_ms": duration,
+                "duration_ms": _duration(span),
                 "streamed": streamed if isinstance(streamed, bool) else None,
                 "error": error,
                 "requested_model": _text(attrs.get("agentsight.llm.requested_model")),
@@ -450,7 +515,7 @@ def _llm(rows: _Rows, conv: int, span: Span) -> None:
     )
 
 
-_PROJECTORS: dict[str, Callable[[_Rows, int, Span], None]] = {
+_PROJECTORS: dict[str, Callable[[_Pass, int, IngestSpan], None]] = {
     "turn": _turn,
     "tool": _tool,
     "task": _tool,

@@ -1,6 +1,6 @@
 """The SQLite store: one file, written in-process or behind the local collector.
 
-Standard library plus ``pydantic_core`` (an SDK dependency), on purpose: the
+Standard library plus ``pydantic_core`` and ``orjson`` (SDK dependencies), on purpose: the
 SDK's ``sqlite:///path`` exporter writes through :class:`Store` in-process,
 where starlette and uvicorn are not installed, and the collector
 (``agentsight_collector.Storage``) is this class plus its read queries.
@@ -8,7 +8,7 @@ where starlette and uvicorn are not installed, and the collector
 Threading model.  Each thread gets its own connection (WAL lets readers run
 beside a writer), and writes are serialised by one lock per ``Store`` and
 run as ``BEGIN IMMEDIATE`` transactions - one per REST item, one per ingest
-conversation block.  ``busy_timeout`` covers the remaining case of another
+request.  ``busy_timeout`` covers the remaining case of another
 *process* writing the same file.  The collector calls these methods from a
 threadpool; none of them may be called from an event loop directly.
 """
@@ -148,9 +148,9 @@ class Store:
     ) -> dict[str, Any]:
         """Apply one ``POST /api/ingest/`` payload.
 
-        The whole payload is validated first; then each conversation block is
-        one transaction.  Spans already stored for a conversation are counted
-        in ``duplicates`` and skipped.
+        The whole payload is validated first; then it is written in one
+        transaction.  Spans already stored for a conversation are counted in
+        ``duplicates`` and skipped.
 
         Args:
             payload: the parsed request body (``{"conversations": [...]}``).
@@ -165,10 +165,8 @@ class Store:
         """
         blocks = _validate.ingest(payload)
         now = now_iso()
-        results = []
-        for block in blocks:
-            with self._write() as conn:
-                results.append(_ingest.apply_block(conn, agent_id, block, now=now))
+        with self._write() as conn:
+            results = _ingest.apply(conn, agent_id, blocks, now=now)
         return {
             "accepted": sum(r["accepted"] for r in results),
             "duplicates": sum(r["duplicates"] for r in results),

@@ -13,7 +13,7 @@ import binascii
 import ipaddress
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 from .._events import CONVERSATION_FIELDS, TOKEN_DETAIL_KEYS, TOKEN_KEYS
 from . import _timeutil
@@ -499,11 +499,56 @@ def feedback(data: Mapping[str, Any], *, route: str) -> dict[str, Any]:
 
 # -- ingest ------------------------------------------------------------------------
 
+#: An event of an ingest span: ``(name, timestamp as sent, UTC microseconds, attributes)``.
+SpanEvent = tuple[Any, str, int, dict[str, Any]]
 
-def ingest(payload: Any) -> list[dict[str, Any]]:
+
+class IngestSpan(NamedTuple):
+    """One validated ingest span: what its archive row and its projection read.
+
+    :func:`ingest` builds it straight from the decoded JSON, reading each key
+    once; ``raw`` is the span as received, for the archive.
+    """
+
+    span_id: str
+    trace_id: str | None
+    parent_span_id: str | None
+    kind: str
+    name: str | None
+    started_at: str
+    started_us: int
+    ended_at: str | None
+    ended_us: int | None
+    duration_ms: float | None
+    status: str | None
+    attributes: dict[str, Any]
+    events: list[SpanEvent]
+    raw: dict[str, Any]
+
+
+class IngestBlock(NamedTuple):
+    """One validated conversation block of an ingest payload."""
+
+    conversation_id: str
+    #: The conversation's own fields the block sets (:data:`CONVERSATION_FIELDS`).
+    fields: dict[str, Any]
+    spans: list[IngestSpan]
+    #: Whether a span of another kind than ``conversation`` marks the conversation used.
+    used: bool
+    #: The earliest and the latest time of a span (start, end) or event: ``(as sent, µs)``.
+    first: tuple[str, int]
+    last: tuple[str, int]
+
+
+# ``tuple.__new__`` builds a named tuple without its keyword-argument machinery
+# (about a third of the cost, once per span).
+_new_span: Any = tuple.__new__
+
+
+def ingest(payload: Any) -> list[IngestBlock]:
     """Validate a whole ``POST /api/ingest/`` payload before anything is written.
 
-    Returns one normalised block per conversation, or raises
+    Returns one :class:`IngestBlock` per conversation, or raises
     :class:`IngestValidationError` with the §3.5 body: at most
     ``MAX_LISTED_BLOCKS`` failing blocks, ``truncated`` when more failed.
     """
@@ -515,7 +560,7 @@ def ingest(payload: Any) -> list[dict[str, Any]]:
     sdk = payload.get("sdk")
     if sdk is not None and not isinstance(sdk, dict):
         raise IngestValidationError({"detail": "'sdk' must be an object."})
-    normalised: list[dict[str, Any]] = []
+    normalised: list[IngestBlock] = []
     failed: list[dict[str, Any]] = []
     for index, block in enumerate(blocks):
         errors = Errors()
@@ -538,7 +583,7 @@ def ingest(payload: Any) -> list[dict[str, Any]]:
     return normalised
 
 
-def _ingest_block(block: Any, errors: Errors) -> dict[str, Any] | None:
+def _ingest_block(block: Any, errors: Errors) -> IngestBlock | None:
     if not isinstance(block, dict):
         errors.add("non_field_errors", "Expected a conversation object.")
         return None
@@ -547,16 +592,20 @@ def _ingest_block(block: Any, errors: Errors) -> dict[str, Any] | None:
             errors.add(str(key), "Unknown field.")
     conversation_id = req_str(block, "conversation_id", errors)
     fields: dict[str, Any] = {}
-    for key in CONVERSATION_FIELDS:
-        if key not in block:
-            continue
-        value = opt_object(block, key, errors) if key == "metadata" else opt_str(block, key, errors)
-        if value is not None:
-            fields[key] = value
-    check_ip(fields.get("customer_ip_address"), errors)
-    check_environment(block.get("environment"), errors)
+    if len(block) != 2 or "spans" not in block or "conversation_id" not in block:
+        # a block with fields besides its id and spans (or an incomplete one)
+        for key in CONVERSATION_FIELDS:
+            if key not in block:
+                continue
+            value = (
+                opt_object(block, key, errors) if key == "metadata" else opt_str(block, key, errors)
+            )
+            if value is not None:
+                fields[key] = value
+        check_ip(fields.get("customer_ip_address"), errors)
+        check_environment(block.get("environment"), errors)
     raw_spans = block.get("spans")
-    spans: list[dict[str, Any]] = []
+    spans: list[IngestSpan] = []
     if not isinstance(raw_spans, list):
         errors.add("spans", "Expected a list of spans.")
     else:
@@ -564,12 +613,45 @@ def _ingest_block(block: Any, errors: Errors) -> dict[str, Any] | None:
             span = _span(raw, i, errors)
             if span is not None:
                 spans.append(span)
-    return {"conversation_id": conversation_id, "fields": fields, "spans": spans}
+    used = False
+    for span in spans:
+        if span.kind != "conversation":
+            used = True
+            break
+    first, last = _time_range(spans)
+    return IngestBlock(conversation_id, fields, spans, used, first, last)
 
 
-def _span(raw: Any, index: int, errors: Errors) -> dict[str, Any] | None:
-    # The hot path of ingest validation (once per span): messages are only
-    # formatted on error, and each key is read once.
+def _time_range(spans: list[IngestSpan]) -> tuple[tuple[str, int], tuple[str, int]]:
+    """The earliest and latest start, event or end of *spans* (now, without spans).
+
+    Ordered by ``(µs, text)``, so of two spellings of one instant the smaller
+    text wins.  An end or event time spelled as its span's start adds nothing.
+    """
+    if not spans:
+        now = _timeutil.now_at()
+        return now, now
+    lo = hi = (spans[0].started_us, spans[0].started_at)
+    for span in spans:
+        start = span.started_at
+        point = (span.started_us, start)
+        lo, hi = min(lo, point), max(hi, point)
+        if span.ended_us is not None and span.ended_at is not None and span.ended_at != start:
+            point = (span.ended_us, span.ended_at)
+            lo, hi = min(lo, point), max(hi, point)
+        for _, at, us, _ in span.events:
+            if at != start:
+                lo, hi = min(lo, (us, at)), max(hi, (us, at))
+    return (lo[1], lo[0]), (hi[1], hi[0])
+
+
+def _span(raw: Any, index: int, errors: Errors) -> IngestSpan | None:
+    """One span, checked where it lies in the decoded JSON.
+
+    The hot path of ingest (once per span): each key is read once, messages
+    are only formatted on error, and a time equal to the span's start (its end
+    and its events', usually) is not parsed again.
+    """
     if not isinstance(raw, dict):
         errors.add("spans", f"span {index}: expected an object.")
         return None
@@ -583,58 +665,69 @@ def _span(raw: Any, index: int, errors: Errors) -> dict[str, Any] | None:
     if not isinstance(attributes, dict) or not isinstance(events, list):
         errors.add("spans", f"span {index}: 'attributes' must be an object and 'events' a list.")
         return None
-    started = _span_time(get("started_at"), index, "started_at", errors, required=True)
-    ended = _span_time(get("ended_at"), index, "ended_at", errors, required=False)
-    if started is None:
+    started_at = get("started_at")
+    started_us = _span_time(started_at, index, "started_at", errors, required=True)
+    ended_at = get("ended_at")
+    if ended_at is None:
+        ended_us = None
+    elif ended_at == started_at and started_us is not None:
+        ended_us = started_us
+    else:
+        ended_us = _span_time(ended_at, index, "ended_at", errors, required=False)
+    if started_us is None:
         return None
-    kind = get("kind") or attributes.get("agentsight.span.kind") or "unknown"
-    parsed_events = []
+    started_at = cast(str, started_at)  # a timestamp, since it parsed
+    parsed_events: list[SpanEvent] = []
     for j, event in enumerate(events):
         ev_attrs = event.get("attributes") or {} if isinstance(event, dict) else None
         if not isinstance(ev_attrs, dict):
             errors.add("spans", f"span {index}: event {j} must be an object with attributes.")
             return None
-        ev_ts = event.get("timestamp")
-        if ev_ts is None:
-            ts = started
-        else:
-            ts = _span_time(ev_ts, index, f"event {j} timestamp", errors, required=False) or started
-        parsed_events.append(
-            {"name": event.get("name"), "timestamp": ts[0], "ts_us": ts[1], "attributes": ev_attrs}
-        )
+        at = event.get("timestamp")
+        if at is None or at == started_at:
+            parsed_events.append((event.get("name"), started_at, started_us, ev_attrs))
+            continue
+        us = _span_time(at, index, f"event {j} timestamp", errors, required=False)
+        if us is None:
+            at, us = started_at, started_us
+        parsed_events.append((event.get("name"), at, us, ev_attrs))
+    kind = get("kind") or attributes.get("agentsight.span.kind") or "unknown"
     trace_id = get("trace_id")
     parent = get("parent_span_id")
     name = get("name")
     duration = get("duration_ms")
     status = get("status")
-    return {
-        "span_id": span_id,
-        "trace_id": trace_id if isinstance(trace_id, str) else None,
-        "parent_span_id": parent if isinstance(parent, str) else None,
-        "kind": str(kind)[:64],
-        "name": name if isinstance(name, str) else None,
-        "started_at": started[0],
-        "started_us": started[1],
-        "ended_at": ended[0] if ended else None,
-        "ended_us": ended[1] if ended else None,
-        "duration_ms": duration if isinstance(duration, (int, float)) else None,
-        "status": status if isinstance(status, str) else None,
-        "attributes": attributes,
-        "events": parsed_events,
-        "raw": raw,
-    }
+    span: IngestSpan = _new_span(
+        IngestSpan,
+        (
+            span_id,
+            trace_id if isinstance(trace_id, str) else None,
+            parent if isinstance(parent, str) else None,
+            kind[:64] if isinstance(kind, str) else str(kind)[:64],
+            name if isinstance(name, str) else None,
+            started_at,
+            started_us,
+            ended_at if ended_us is not None else None,
+            ended_us,
+            duration if isinstance(duration, (int, float)) else None,
+            status if isinstance(status, str) else None,
+            attributes,
+            parsed_events,
+            raw,
+        ),
+    )
+    return span
 
 
-def _span_time(
-    value: Any, index: int, what: str, errors: Errors, *, required: bool
-) -> tuple[str, int] | None:
+def _span_time(value: Any, index: int, what: str, errors: Errors, *, required: bool) -> int | None:
+    """UTC microseconds of a span's timestamp *value*; None (and an error) when it is not one."""
     if value is None:
         if required:
             errors.add("spans", f"span {index}: '{what}' is required.")
         return None
     if isinstance(value, str):
         try:
-            return value, _timeutil.us_from_iso_cached(value)
+            return _timeutil.us_from_iso_cached(value)
         except ValueError:
             pass
     errors.add("spans", f"span {index}: '{what}' is not an ISO 8601 timestamp.")
