@@ -15,6 +15,7 @@ per call.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gc
 import logging
@@ -143,8 +144,13 @@ class Api:
         max_decompressed: int,
         executor: ThreadPoolExecutor,
         allowance: IngestAllowance | None = None,
+        pause_gc: bool = False,
     ) -> None:
         self.storage = storage
+        #: Only a collector that owns its process pauses the (process-wide) cyclic GC.
+        self._gc_pause: contextlib.AbstractContextManager[None] = (
+            _GC_PAUSE if pause_gc else contextlib.nullcontext()
+        )
         self.keys = keys
         self.max_body = max_body
         self.max_decompressed = max_decompressed
@@ -291,7 +297,7 @@ class Api:
         raw, encoding = await self._raw(request)
 
         def parse_and_ingest() -> bytes:
-            with _GC_PAUSE:
+            with self._gc_pause:
                 return orjson.dumps(self.storage.ingest(self._parse(raw, encoding)))
 
         answer = await self.run(parse_and_ingest)
@@ -462,6 +468,7 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
     ingest_rate: float | None = None,
+    pause_gc: bool = False,
 ) -> Starlette:
     """Build the collector's Starlette app, to mount or serve it yourself.
 
@@ -476,6 +483,12 @@ def create_app(
         ingest_rate: emulate AgentSight's per-key allowance: that many ingest
             batches a minute per key, beyond it ``429`` with ``Retry-After``
             (kept as ``app.state.ingest_allowance``).
+        pause_gc: pause Python's cyclic garbage collector while an ingest
+            request is parsed and stored (about a third less CPU per event at
+            1,000 conversations). The collector is process-wide, so only a
+            server that owns its process turns this on: ``agentsight-async
+            serve`` does; an app embedded in yours (``LocalCollector``, a mount)
+            leaves your process's GC alone by default.
 
     Returns:
         The ASGI application.
@@ -496,6 +509,7 @@ def create_app(
         max_decompressed=max_decompressed_bytes,
         executor=executor,
         allowance=IngestAllowance(ingest_rate) if ingest_rate else None,
+        pause_gc=pause_gc,
     )
     pages = Pages(storage, keys)
     ep = api.endpoint

@@ -127,3 +127,25 @@ def test_an_unbroken_gc_pause_ends_with_a_collection(monkeypatch: pytest.MonkeyP
             pass
         assert collections == [1]
     assert gc.isenabled()
+
+
+@pytest.mark.usefixtures("gc_state")
+def test_an_embedded_collector_never_touches_the_process_gc(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pause is for a collector that owns its process (``serve``), not LocalCollector."""
+    import httpx
+
+    from agentsight_async import ConversationTracker
+    from agentsight_collector import LocalCollector
+
+    switched: list[str] = []
+    monkeypatch.setattr(_app.gc, "disable", lambda: switched.append("disable"))
+    monkeypatch.setattr(_app.gc, "enable", lambda: switched.append("enable"))
+    with LocalCollector(tmp_path / "embedded.db", dev=True) as collector:
+        with ConversationTracker(endpoint=collector.url) as tracker:
+            tracker.track_human_message("hello", conversation_id="gc-1")
+            assert tracker.flush(timeout=10)
+        listed = httpx.get(f"{collector.url}/api/conversations/?conversation_id=gc-1").json()
+    assert listed["count"] == 1
+    assert switched == []
