@@ -109,9 +109,7 @@ def serve_main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     try:
-        app = create_app(
-            args.db, keys, dev=args.dev, ingest_rate=args.ingest_rate, pause_gc=True
-        )
+        app = create_app(args.db, keys, dev=args.dev, ingest_rate=args.ingest_rate, pause_gc=True)
     except SchemaVersionError as exc:
         print(f"agentsight-async serve: {exc}", file=sys.stderr)
         return 2
