@@ -60,6 +60,7 @@ from ._multipart import decoded_size
 #: Block keys the server accepts besides conversation_id/spans (it rejects unknown keys):
 #: exactly the conversation fields the tracker records.
 BLOCK_FIELDS: Final = CONVERSATION_FIELDS
+_CONVERSATION_KINDS: Final = frozenset({ev_mod.CONVERSATION, ev_mod.CONVERSATION_OPENED})
 #: Block key -> span attribute name, where they differ.
 _ATTR_NAME: Final = {"customer_ip_address": "customer_ip"}
 #: How far after its message a message's attachments are stamped (1 µs).
@@ -109,10 +110,20 @@ def block_fields(conv: ConversationBatch) -> dict[str, Any]:
     tracker's latest view) is applied last.  Only keys the server accepts.
     """
     merged: dict[str, Any] = {}
+    # Plain loops, each value read once: this runs once per conversation block, and at
+    # 10,000 conversations a batch is mostly block set-up.
     for ev in conv.events:
-        if ev.kind in (ev_mod.CONVERSATION, ev_mod.CONVERSATION_OPENED):
-            merged.update((k, ev.data.get(k)) for k in BLOCK_FIELDS if ev.data.get(k) is not None)
-    merged.update((k, conv.fields[k]) for k in BLOCK_FIELDS if conv.fields.get(k) is not None)
+        if ev.kind in _CONVERSATION_KINDS:
+            data = ev.data
+            for key in BLOCK_FIELDS:
+                value = data.get(key)
+                if value is not None:
+                    merged[key] = value
+    fields = conv.fields
+    for key in BLOCK_FIELDS:
+        value = fields.get(key)
+        if value is not None:
+            merged[key] = value
     return merged
 
 
@@ -229,11 +240,12 @@ class BlockEncoder:
             fields["metadata"] = orjson.Fragment(attrs["agentsight.conversation.metadata"])
         self._head: dict[str, Any] = {"conversation_id": conv.conversation_id, **fields}
         self._otel_dict = otel
-        otel_json = orjson.dumps(otel)
+        otel_json = _otel_json(otel)
         self._otel = orjson.Fragment(otel_json)
         # A message span is written straight to JSON (see _message): what its spans
         # share in this block is serialised once, here.
-        self._turn_attrs = orjson.dumps(attrs)[:-1] + (
+        self._attrs_open = attrs_open = orjson.dumps(attrs)[:-1]  # without its closing brace
+        self._turn_attrs = attrs_open + (
             b',"agentsight.span.kind":"turn","agentsight.entity.name":"message",'
             b'"agentsight.turn.id":"'
         )
@@ -491,10 +503,36 @@ class BlockEncoder:
         )
 
     def _conversation(self, ev: Event, uploaded: bool) -> None:
-        """A ``conversation`` span: upserts the row (``conversation_opened``: not as used)."""
+        """A ``conversation`` span: upserts the row (``conversation_opened``: not as used).
+
+        One per block, so written straight to JSON like a message: the span
+        ``_span`` would build, same keys in the same order.
+        """
         sid = span_id(ev)
-        name = "conversation_opened" if ev.kind == ev_mod.CONVERSATION_OPENED else "conversation"
-        self._span(sid, trace_id_for(ev.ts_ns, sid), "conversation", name, ev.ts_ns, ev.ts_ns, {})
+        ts = ev.ts_ns
+        name = b"conversation_opened" if ev.kind == ev_mod.CONVERSATION_OPENED else b"conversation"
+        iso = iso_utc(ts).encode()
+        span = b"".join(
+            (
+                b'{"span_id":"',
+                sid.encode(),
+                b'","trace_id":"',
+                trace_id_for(ts, sid).encode(),
+                b'","parent_span_id":null,"kind":"conversation","name":"',
+                name,
+                b'","started_at":"',
+                iso,
+                b'","ended_at":"',
+                iso,
+                b'","duration_ms":0.0,"status":"unset","attributes":',
+                self._attrs_open,
+                b',"agentsight.span.kind":"conversation","agentsight.entity.name":"',
+                name,
+                b'"},"events":[',
+                self._otel_tail[2:],  # '],"otel":{...}}' - the tail a message span ends with
+            )
+        )
+        self._spans.append((ts // 1000, orjson.Fragment(span)))
 
     #: Event kind -> the method that maps it.
     _MAPPERS: ClassVar[dict[str, Callable[[BlockEncoder, Event, bool], None]]] = {
@@ -507,6 +545,21 @@ class BlockEncoder:
         ev_mod.CONVERSATION: _conversation,
         ev_mod.CONVERSATION_OPENED: _conversation,
     }
+
+
+#: The last ``otel`` object serialised, and its JSON: an exporter passes the same object
+#: for every block, so each block reuses the bytes (replaced whole: safe across threads).
+_otel_cached: tuple[dict[str, Any], bytes] | None = None
+
+
+def _otel_json(otel: dict[str, Any]) -> bytes:
+    global _otel_cached
+    cached = _otel_cached
+    if cached is not None and cached[0] is otel:
+        return cached[1]
+    data = orjson.dumps(otel)
+    _otel_cached = (otel, data)
+    return data
 
 
 def _start_us(entry: tuple[int, Any]) -> int:
