@@ -351,7 +351,8 @@ class Queues:
             self.ready[cid] = conv
 
     def add_tokens(self, conversation_id: str, counts: dict[str, int]) -> None:
-        with self.locked():
+        with self.lock:
+            self._drain()  # the conversation's state is complete (what locked() does)
             conv = self.convs.get(conversation_id) or self._new(conversation_id)
             for key, n in counts.items():
                 conv.tokens[key] = conv.tokens.get(key, 0) + n

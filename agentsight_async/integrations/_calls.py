@@ -51,6 +51,16 @@ def field(source: Any, name: str) -> Any:
         return None
     if isinstance(source, dict):
         return source.get(name)
+    # The SDKs' objects are pydantic models: a field is in __dict__, an undeclared key in
+    # __pydantic_extra__.  Looking there first skips pydantic's __getattr__, which builds
+    # and raises an AttributeError for every name a model lacks (~2 us each; usage
+    # readers probe several names per call).
+    values = getattr(source, "__dict__", None)
+    if values is not None and name in values:
+        return values[name]
+    extra = getattr(source, "__pydantic_extra__", None)
+    if isinstance(extra, dict) and not hasattr(type(source), name):
+        return extra.get(name)
     return getattr(source, name, None)
 
 
