@@ -293,3 +293,21 @@ async def test_while_throttled_one_batch_at_a_time_and_a_wider_interval() -> Non
     await r.flusher.step()
     await settle()
     assert sorted(b[0][0] for b, _ in r.exporter.batches) == ["a", "b", "c", "d", "d"]
+
+
+async def test_a_cancellation_arriving_with_a_wake_still_stops_the_run_loop() -> None:
+    """asyncio.run() cancels every task at its end; if the flusher's loop survived that
+    (Python 3.11's wait_for drops a cancellation that arrives as its awaitable completes),
+    the application could not exit."""
+    r = rig()
+    loop = asyncio.get_running_loop()
+    for _ in range(20):
+        r.flusher.start(loop)
+        await asyncio.sleep(0)  # the run loop now waits for a wake
+        runner = r.flusher._runner
+        assert runner is not None
+        r.flusher.wake()
+        runner.cancel()  # in the same turn as the wake, like asyncio.run()'s shutdown
+        done, _ = await asyncio.wait({runner}, timeout=5)
+        assert done == {runner}
+        assert runner.cancelled()
