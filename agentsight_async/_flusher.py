@@ -32,6 +32,7 @@ from ._config import Settings
 from ._events import Batch, ConversationBatch, Outcome
 from ._exceptions import DeliveryError
 from ._exporters._base import Exporter
+from ._portal import wait_within
 from ._processing import EventProcessor
 from ._queues import Queues
 from ._spool import Spool
@@ -355,7 +356,7 @@ class Flusher:
         self._flush_requests += 1
         self.wake()
         try:
-            await asyncio.wait_for(self._wait_for(targets), timeout)
+            await wait_within(self._wait_for(targets), timeout)
             return True
         except asyncio.TimeoutError:
             return False

@@ -38,7 +38,7 @@ from ._events import Event, FlushResult
 from ._exceptions import ConfigurationError, FlushTimeoutError, NoApiKeyException
 from ._exporters._base import Exporter
 from ._flusher import Flusher
-from ._portal import LoopThread
+from ._portal import LoopThread, wait_within
 from ._processing import BeforeSend, EventProcessor, Redacting, Sampling
 from ._queues import Queues
 from ._spool import Spool
@@ -372,7 +372,7 @@ class Pipeline:
         ):
             # events replayed from the spool count as queued: wait for the replay first
             try:
-                await asyncio.wait_for(flusher.started.wait(), timeout)
+                await wait_within(flusher.started.wait(), timeout)
             except asyncio.TimeoutError:
                 return FlushResult(pending=self.queues.backlog)
         watch = self.queues.watch(conversation_id)

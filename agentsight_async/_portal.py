@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -30,6 +31,20 @@ T = TypeVar("T")
 
 #: Seconds :meth:`LoopThread.stop` waits for the thread to end.
 STOP_TIMEOUT = 5.0
+
+
+async def wait_within(awaitable: Awaitable[T], timeout: float | None) -> T:
+    """``await awaitable``, raising ``TimeoutError`` after *timeout* seconds.
+
+    ``asyncio.wait_for`` up to Python 3.11 drops a cancellation that arrives as
+    the awaitable completes - the caller's task then goes on as if it had not
+    been cancelled.  ``asyncio.timeout`` (3.11+) does not; 3.10 has only
+    ``wait_for``.
+    """
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(timeout):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, timeout)  # pragma: no cover - Python 3.10
 
 
 class LoopThread:

@@ -46,6 +46,7 @@ from .._exceptions import (
 from .._exporters import _client as wire
 from .._exporters._redaction import install_redaction, our_request, redact
 from .._exporters._retry import RetryFailure, is_success, retry_after_seconds, send_with_retry
+from .._portal import wait_within
 from .._stats import Stats
 
 #: Lets a request whose call is past its deadline still be tried once.
@@ -137,7 +138,7 @@ class ApiHttp:
         timeout = self.settings.request_timeout
         try:
             with our_request():  # httpx's and httpcore's records of it get redacted
-                return await asyncio.wait_for(
+                return await wait_within(
                     client.request(method, url, params=params, content=content, headers=headers),
                     timeout,
                 )

@@ -311,3 +311,20 @@ async def test_a_cancellation_arriving_with_a_wake_still_stops_the_run_loop() ->
         done, _ = await asyncio.wait({runner}, timeout=5)
         assert done == {runner}
         assert runner.cancelled()
+
+
+async def test_wait_within_never_drops_a_cancellation() -> None:
+    """What flush() and the API clients wait with: a cancellation arriving as the awaited
+    thing completes still cancels the caller (Python 3.11's wait_for returned instead)."""
+    from agentsight_async._portal import wait_within
+
+    for _ in range(20):
+        event = asyncio.Event()
+        task = asyncio.create_task(wait_within(event.wait(), 5))
+        await asyncio.sleep(0)  # waiting now
+        event.set()
+        task.cancel()  # in the same turn as the completion
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    with pytest.raises(TimeoutError):
+        await wait_within(asyncio.Event().wait(), 0.01)
