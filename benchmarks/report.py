@@ -630,9 +630,10 @@ def markdown(results: dict[str, Any]) -> str:
             )
         lines += [
             "",
-            "`python -m agentsight_collector --dev` on a fresh SQLite file, in its own "
-            "process; our SDK sends the load over `ingest` from another one. The collector's "
-            "CPU (all threads, psutil) is read once it listens and again once the SDK's "
+            "`python -m agentsight_collector` (with an API key) on a fresh SQLite file, in its "
+            "own process; our SDK sends the load over `ingest` from another one. The "
+            "collector's CPU (all threads, psutil) is read once it answers `/healthz` and "
+            "again once the SDK's "
             "flush returned and the messages table holds every event sent.",
             "",
         ]

@@ -666,63 +666,27 @@ def _stored_messages(db_path: str, expect: int, timeout: float = 30.0) -> int:
         time.sleep(0.05)
 
 
-@contextlib.contextmanager
-def _collector_process(tmp: str) -> Iterator[tuple[str, Any, str]]:
-    """``python -m agentsight_collector --dev`` on a free port: (url, psutil.Process, db)."""
-    import socket
-
+def _collector_run(convs: int, per_conv: int) -> dict[str, Any]:
     import psutil
 
-    port, db = free_port(), f"{tmp}/collector.db"
-    with open(f"{tmp}/collector.log", "wb") as log:
-        proc = subprocess.Popen(
-            [_proc.ours_python(), "-m", "agentsight_collector", "--dev",
-             "--port", str(port), "--db", db],
-            stdout=log, stderr=subprocess.STDOUT, env=_proc._env(None), cwd=_proc.REPO,
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"collector exited {proc.returncode} at start")
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                    break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("collector not listening within 60 s")
-                time.sleep(0.05)
-            time.sleep(0.2)  # start-up work (imports, schema) is behind it
-            yield f"http://127.0.0.1:{port}", psutil.Process(proc.pid), db
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    from .serve import Serve
 
-
-def _collector_run(convs: int, per_conv: int) -> dict[str, Any]:
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="agentsight-bench-collector-") as tmp:
-        with _collector_process(tmp) as (url, server, db):
-            t0 = server.cpu_times()
-            cfg = {
-                "bench": "e2e",
-                "protocol": "ingest",
-                "conversations": convs,
-                "events_per_conversation": per_conv,
-                "endpoint": url,
-                "api_key": KEY,
-            }
-            result = _proc.run(_proc.ours_python(), OURS, cfg, timeout=600)
-            stored = _stored_messages(db, result["tracked"])
-            t1 = server.cpu_times()
-            rss = server.memory_info().rss
-        cpu = (t1.user - t0.user) + (t1.system - t0.system)
+    with Serve(KEY) as serve:
+        server = psutil.Process(serve.pid)
+        t0 = server.cpu_times()
+        cfg = {
+            "bench": "e2e",
+            "protocol": "ingest",
+            "conversations": convs,
+            "events_per_conversation": per_conv,
+            "endpoint": serve.url,
+            "api_key": KEY,
+        }
+        result = _proc.run(_proc.ours_python(), OURS, cfg, timeout=600)
+        stored = _stored_messages(serve.db_path, result["tracked"])
+        t1 = server.cpu_times()
+        rss = server.memory_info().rss
+    cpu = (t1.user - t0.user) + (t1.system - t0.system)
     return {
         "tracked": result["tracked"],
         "stored": stored,
@@ -738,10 +702,11 @@ def _collector_run(convs: int, per_conv: int) -> dict[str, Any]:
 def collector(envs: dict[str, Env], quick: bool, n_rounds: int, log: Log) -> Suite:
     """The local collector's CPU (all its threads, read with psutil) per event it stored.
 
-    The collector runs in its own process (``python -m agentsight_collector --dev`` on
-    a fresh SQLite file); our SDK sends it a fixed load over ``ingest`` from another
-    process; its CPU is read once it listens and again once the SDK's flush returned
-    and the stored rows (messages table) reached the count sent.
+    The collector runs in its own process (``python -m agentsight_collector`` on a
+    fresh SQLite file, :class:`benchmarks.serve.Serve`); our SDK sends it a fixed
+    load over ``ingest`` from another process; its CPU is read once it answers
+    ``/healthz`` and again once the SDK's flush returned and the stored rows
+    (messages table) reached the count sent.
     """
     suite = Suite("collector")
     scenarios = COLLECTOR_QUICK if quick else COLLECTOR_SCENARIOS
