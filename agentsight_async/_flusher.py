@@ -81,8 +81,6 @@ class Flusher:
         self._hard_stop = False
         self._closing = False
         self._runner: asyncio.Task[None] | None = None
-        #: Set by :meth:`_stop_runner`: the run loop ends even if its cancellation is lost.
-        self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._spool_lock = asyncio.Lock()
         #: Set once the flusher runs (after replaying the spool, if there is one).
@@ -141,7 +139,7 @@ class Flusher:
                 except Exception:  # the spool reports its own failures; keep delivering
                     logger.exception("agentsight_async: opening the spool failed")
             self.started.set()
-            while not self._stopping:
+            while True:
                 interval = self.interval
                 if self.spool is not None:
                     interval = min(interval, SPOOL_INTERVAL)
@@ -154,8 +152,6 @@ class Flusher:
                 finally:
                     waiter.cancel()
                 self._wake.clear()
-                if self._stopping:
-                    break
                 try:
                     await self.step()
                 except Exception as exc:  # a bug here must not stop deliveries for good
@@ -167,7 +163,6 @@ class Flusher:
             # batches go back to the queues for the next flusher.
             await self._cancel_exports()
             raise
-        await self._cancel_exports()
 
     async def step(self) -> None:
         """One round: process new events, commit them to the spool, start what the budget allows."""
@@ -402,7 +397,6 @@ class Flusher:
 
     async def _stop_runner(self) -> None:
         if self._runner is not None:
-            self._stopping = True
             self._runner.cancel()
             await asyncio.gather(self._runner, return_exceptions=True)
 
