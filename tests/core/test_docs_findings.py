@@ -31,9 +31,13 @@ FORK_CHILD = textwrap.dedent(
     pid = os.fork()
     if pid == 0:
         tracker.track_human_message("child", conversation_id="c")
-        time.sleep(3 * tracker.settings.flush_interval)
-        delivered = [r["data"]["content"] for r in recorded("memory://fork")]
-        os._exit(0 if "child" in delivered else 1)
+        # no blocking call here: only the background flusher can deliver it
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if "child" in [r["data"]["content"] for r in recorded("memory://fork")]:
+                os._exit(0)
+            time.sleep(0.05)
+        os._exit(1)
     _, status = os.waitpid(pid, 0)
     raise SystemExit(os.waitstatus_to_exitcode(status))
     """
