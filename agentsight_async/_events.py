@@ -103,6 +103,11 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
 
 
+def message_data(kind: str, text: str) -> dict[str, Any]:
+    """A plain message's data dict: its text, the sender its kind implies, no metadata."""
+    return {"content": text, "sender": "agent" if kind == ANSWER else "end_user", "metadata": {}}
+
+
 class Event:
     """One tracked item of one conversation.
 
@@ -110,9 +115,14 @@ class Event:
     ``metadata`` ...), without ``conversation_id`` and ``timestamp``, which are
     fields of their own.  ``size`` is an estimate of the JSON bytes the event
     will take, used for the memory and batch byte budgets.
+
+    A plain message is queued as its text alone (``raw`` is a ``str``): most
+    events are never looked at as a dict - the encoder reads the text - so the
+    dict is built only if something asks for ``data``.  That is one object less
+    per event to allocate and for the garbage collector to walk.
     """
 
-    __slots__ = ("conversation_id", "data", "hold", "kind", "seq", "size", "ts_ns")
+    __slots__ = ("conversation_id", "hold", "kind", "raw", "seq", "size", "ts_ns")
 
     def __init__(
         self,
@@ -120,18 +130,31 @@ class Event:
         conversation_id: str,
         ts_ns: int,
         seq: int,
-        data: dict[str, Any],
+        data: dict[str, Any] | str,
         size: int,
     ) -> None:
         self.kind = kind
         self.conversation_id = conversation_id
         self.ts_ns = ts_ns
         self.seq = seq
-        self.data = data
+        #: the event's data dict, or a plain message's text (see :attr:`data`).
+        self.raw = data
         self.size = size
         #: None when it may be sent; :data:`UNPROCESSED` until ``before_send`` and the
         #: privacy settings have seen it; else why it is withheld (``"filtered"`` ...).
         self.hold: str | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The item's data dict (built from a plain message's text on first use)."""
+        raw = self.raw
+        if type(raw) is str:
+            raw = self.raw = message_data(self.kind, raw)
+        return raw  # type: ignore[return-value]
+
+    @data.setter
+    def data(self, value: dict[str, Any]) -> None:
+        self.raw = value
 
     def __repr__(self) -> str:  # no payload: it may hold user content
         return (

@@ -29,7 +29,6 @@ from typing import Any
 
 from . import _events
 from ._events import (
-    ANSWER,
     CONVERSATION,
     CONVERSATION_OPENED,
     UNPROCESSED,
@@ -54,16 +53,6 @@ EVENT_MEMORY = 320
 #: What an inbox item may cost at most once queued: :meth:`Queues.push` reserves this
 #: much for each item still in the inbox, so the byte cap holds before they are drained.
 INBOX_RESERVE = SMALL_EVENT + EVENT_MEMORY
-_NO_METADATA: dict[str, Any] = {}
-
-
-def _data(kind: str, payload: Any) -> dict[str, Any]:
-    """An event's data from what :meth:`Queues.push` was given (a message's text, or data)."""
-    if type(payload) is str:
-        sender = "agent" if kind == ANSWER else "end_user"
-        return {"content": payload, "sender": sender, "metadata": _NO_METADATA}
-    data: dict[str, Any] = payload
-    return data
 
 
 class Result:
@@ -251,7 +240,7 @@ class Queues:
             or size > SMALL_EVENT
             or stats.queued_bytes + (waiting + 1) * INBOX_RESERVE > self.max_bytes
         ):
-            return self.append(Event(kind, cid, ts_ns, 0, _data(kind, payload), size), None)
+            return self.append(Event(kind, cid, ts_ns, 0, payload, size), None)
         inbox.append((kind, cid, ts_ns, payload, size))
         if waiting + 1 >= DRAIN_AT:
             with self.lock:
@@ -302,9 +291,6 @@ class Queues:
         next_seq = _events.next_seq
         for _ in range(count):
             kind, cid, ts_ns, payload, size = inbox.popleft()
-            if type(payload) is str:  # a plain message's text (inline: once per event)
-                sender = "agent" if kind == ANSWER else "end_user"
-                payload = {"content": payload, "sender": sender, "metadata": _NO_METADATA}
             ev = Event(kind, cid, ts_ns, next_seq(), payload, size)
             conv = convs.get(cid)
             if conv is None:
@@ -541,21 +527,33 @@ class Queues:
                 events = part.events
                 n = len(events)
                 stats.queued_events -= n
-                stats.queued_bytes -= sum(ev.size for ev in events) + n * EVENT_MEMORY
-                kept = [
-                    Result(ev, out.ok, out.response, out.error)
-                    for ev, out in zip(events, results, strict=True)
-                ]
-                failed = 0
-                for r, out in zip(kept, results, strict=True):
-                    if not r.ok:
-                        failed += 1
-                        reason = out.drop_reason or "rejected"
-                        drops[reason] = drops.get(reason, 0) + 1
-                        if r.error:
-                            stats.record_error(r.error)
-                    if "attachments" in r.event.data:
-                        _strip_bytes(r.event)
+                size = 0
+                for ev in events:
+                    size += ev.size
+                stats.queued_bytes -= size + n * EVENT_MEMORY
+                first = results[0] if results else None
+                if first is not None and first.ok and results.count(first) == n:
+                    # The usual case: one outcome shared by the whole block (delivered).
+                    response, error = first.response, first.error
+                    kept = [Result(ev, True, response, error) for ev in events]
+                    failed = 0
+                else:
+                    kept = [
+                        Result(ev, out.ok, out.response, out.error)
+                        for ev, out in zip(events, results, strict=True)
+                    ]
+                    failed = 0
+                    for out in results:
+                        if not out.ok:
+                            failed += 1
+                            reason = out.drop_reason or "rejected"
+                            drops[reason] = drops.get(reason, 0) + 1
+                            if out.error:
+                                stats.record_error(out.error)
+                for ev in events:
+                    raw = ev.raw
+                    if type(raw) is dict and "attachments" in raw:
+                        _strip_bytes(ev)
                 stats.delivered += n - failed
                 conv = self.convs.get(part.conversation_id)
                 if conv is None:
@@ -609,7 +607,8 @@ class Queues:
         return dropped
 
     def _keep(self, conv: Conversation, result: Result) -> None:
-        if "attachments" in result.event.data:
+        raw = result.event.raw
+        if type(raw) is dict and "attachments" in raw:
             _strip_bytes(result.event)
         self._keep_all(conv, [result])
 

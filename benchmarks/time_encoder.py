@@ -51,6 +51,15 @@ def messages(n: int = 500) -> list[Event]:
     ]
 
 
+def plain(n: int = 500) -> list[Event]:
+    """Messages as the tracker queues them: the text alone (``Event.raw`` is a str)."""
+    kinds = (ev.QUESTION, ev.ANSWER)
+    return [
+        Event(kinds[i % 2], "c", BASE + i * 1_000_000, ev.next_seq(), f"short message {i}", 100)
+        for i in range(n)
+    ]
+
+
 def _mixed_data(i: int) -> tuple[str, dict[str, Any]]:
     k = i % 10
     if k < 5:
@@ -131,7 +140,12 @@ def encoder() -> tuple[str, Callable[[ConversationBatch, frozenset[int]], bytes]
 
 def main() -> None:
     name, encode = encoder()
-    for label, events in (("500 short messages", messages()), ("500 mixed kinds", mixed())):
+    workloads = (
+        ("500 plain messages", plain()),
+        ("500 short messages", messages()),
+        ("500 mixed kinds", mixed()),
+    )
+    for label, events in workloads:
         conv = ConversationBatch("chat-123", events, FIELDS)
         uploaded = frozenset(i for i, e in enumerate(events) if e.kind == ev.ATTACHMENTS)
         runs = timeit.repeat(

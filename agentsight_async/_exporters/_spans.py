@@ -82,6 +82,9 @@ _LLM_OPTIONAL: Final = (
 EncodeError = orjson.JSONEncodeError
 
 _MASK64: Final = 0xFFFF_FFFF_FFFF_FFFF
+_END_USER_JSON: Final = b'"end_user"'
+_AGENT_JSON: Final = b'"agent"'
+_SENDER_JSON: Final = {"end_user": _END_USER_JSON, "agent": _AGENT_JSON}
 _NO_TURN: Final[tuple[None, None, dict[str, Any]]] = (None, None, {})
 
 
@@ -249,10 +252,23 @@ class BlockEncoder:
             b',"agentsight.span.kind":"turn","agentsight.entity.name":"message",'
             b'"agentsight.turn.id":"'
         )
-        self._otel_tail = b'}}],"otel":' + otel_json + b"}"
+        self._otel_tail = otel_tail = b'}}],"otel":' + otel_json + b"}"
+        #: A message span with its per-event values left as ``%`` slots (see _message).
+        self._message_template = (
+            b'{"span_id":"%s","trace_id":"%016x%s","parent_span_id":null,"kind":"turn",'
+            b'"name":"message","started_at":"%s","ended_at":"%s","duration_ms":0.0,'
+            b'"status":"ok","attributes":'
+            + self._turn_attrs.replace(b"%", b"%%")
+            + b'%s","agentsight.turn.complete":true},"events":[{"name":"agentsight.message",'
+            b'"timestamp":"%s","attributes":{"agentsight.message.sender":%s,'
+            b'"agentsight.message.content":%s%s' + otel_tail.replace(b"%", b"%%")
+        )
+        #: The whole second last formatted, and its ``YYYY-MM-DDTHH:MM:SS`` (see _iso).
+        self._second = -1
+        self._second_text = b""
         self._uploaded = uploaded
-        #: (span id, trace id) of the latest message turn: tool and LLM spans join it.
-        self._turn: tuple[str, str] | None = None
+        #: The latest message, whose turn tool and LLM spans join.
+        self._turn: Event | None = None
         #: (start microsecond, span - a dict, or a message's JSON) in tracking order;
         #: sorted by :meth:`finish`.
         self._spans: list[tuple[int, dict[str, Any] | orjson.Fragment]] = []
@@ -339,63 +355,73 @@ class BlockEncoder:
 
     def _child_of_turn(self) -> tuple[str | None, str | None, dict[str, Any]]:
         """Parent span id, trace id and the ``agentsight.turn.id`` attribute, if any turn."""
-        if self._turn is None:
+        turn = self._turn
+        if turn is None:
             return None, None, {}
-        tsid, trace = self._turn
-        return tsid, trace, {"agentsight.turn.id": tsid}
+        tsid = span_id(turn)
+        return tsid, trace_id_for(turn.ts_ns, tsid), {"agentsight.turn.id": tsid}
+
+    def _iso(self, ts_ns: int) -> bytes:
+        """:func:`iso_utc` as bytes; the date and time of day formatted once per second."""
+        sec, ns = divmod(ts_ns, 1_000_000_000)
+        if sec != self._second:
+            self._second = sec
+            self._second_text = iso_utc(sec * 1_000_000_000)[:-6].encode()  # no "+00:00"
+        us = ns // 1000
+        if us:
+            return b"%s.%06d+00:00" % (self._second_text, us)
+        return self._second_text + b"+00:00"
 
     def _message(self, ev: Event, uploaded: bool) -> None:
         """A complete ``turn`` named ``message`` holding one ``agentsight.message`` event.
 
-        The bulk of every conversation, so it is written straight to JSON: the
-        span's fixed parts and what the block's spans share are bytes already,
-        and every value that comes from the user goes through ``orjson.dumps``
-        (its escaping is the serialiser's own).  The span is what the other kinds
-        build as a dict (``_span``) - same keys, same order; the tests decode it.
+        The bulk of every conversation, so it is written straight to JSON: one
+        ``%`` formatting of a template made per block, which holds the span's
+        fixed parts and what the block's spans share; every value that comes
+        from the user goes through ``orjson.dumps`` (its escaping is the
+        serialiser's own).  The span is what the other kinds build as a dict
+        (``_span``) - same keys, same order; the tests decode it.
         """
-        data = ev.data
-        sid = span_id(ev)
         ts = ev.ts_ns
-        trace = trace_id_for(ts, sid)
-        self._turn = (sid, trace)
-        sender = data.get("sender") or ("end_user" if ev.kind == ev_mod.QUESTION else "agent")
-        metadata = data.get("metadata")
-        extra = (
-            b',"agentsight.message.metadata":' + orjson.dumps(dumps_attr(metadata))
-            if metadata
-            else b""
-        )
-        iso = iso_utc(ts).encode()
-        sid_b = sid.encode()
-        span = b"".join(
-            (
-                b'{"span_id":"',
-                sid_b,
-                b'","trace_id":"',
-                trace.encode(),
-                b'","parent_span_id":null,"kind":"turn","name":"message","started_at":"',
-                iso,
-                b'","ended_at":"',
-                iso,
-                b'","duration_ms":0.0,"status":"ok","attributes":',
-                self._turn_attrs,
-                sid_b,
-                b'","agentsight.turn.complete":true},"events":[{"name":"agentsight.message",'
-                b'"timestamp":"',
-                iso,
-                b'","attributes":{"agentsight.message.sender":',
-                orjson.dumps(sender),
-                b',"agentsight.message.content":',
-                orjson.dumps(data.get("content", "")),
-                extra,
-                self._otel_tail,
+        self._turn = ev
+        raw = ev.raw
+        if type(raw) is str:  # a plain message: its text, the sender its kind implies
+            data = None
+            content = orjson.dumps(raw)
+            sender = _AGENT_JSON if ev.kind == ev_mod.ANSWER else _END_USER_JSON
+            extra = b""
+        else:
+            data = ev.data
+            who = data.get("sender") or ("end_user" if ev.kind == ev_mod.QUESTION else "agent")
+            sender = _SENDER_JSON.get(who) or orjson.dumps(who)
+            content = orjson.dumps(data.get("content", ""))
+            metadata = data.get("metadata")
+            extra = (
+                b',"agentsight.message.metadata":' + orjson.dumps(dumps_attr(metadata))
+                if metadata
+                else b""
             )
+        sid = b"%016x" % (ev.seq & _MASK64)
+        iso = self._iso(ts)
+        span = self._message_template % (
+            sid,
+            ts & _MASK64,
+            sid,
+            iso,
+            iso,
+            sid,
+            iso,
+            sender,
+            content,
+            extra,
         )
         self._spans.append((ts // 1000, orjson.Fragment(span)))
-        if data.get("attachments") and uploaded:
+        if data is not None and data.get("attachments") and uploaded:
             # its files: a span of their own one microsecond later, so transcripts list it second
-            asid = derived_span_id(sid, "attachments")
-            self._files(asid, ts + LINKED_OFFSET_NS, data, sender, True)
+            sid_text = sid.decode()
+            asid = derived_span_id(sid_text, "attachments")
+            who = data.get("sender") or ("end_user" if ev.kind == ev_mod.QUESTION else "agent")
+            self._files(asid, ts + LINKED_OFFSET_NS, data, who, True)
 
     def _attachments(self, ev: Event, uploaded: bool) -> None:
         """Standalone files: one ``attachment`` span."""

@@ -149,6 +149,31 @@ def test_messages_and_conversation_fields(make_event) -> None:
     assert block["metadata"]["big"] == 10**40  # beyond 64 bits, still a number
 
 
+def test_a_plain_message_queued_as_text_encodes_like_its_dict(make_event) -> None:
+    """The tracker queues a plain message as its text (``Event.raw``); the span is the same.
+
+    The conversation's values carry ``%`` characters: the message template is
+    a ``%`` format, so what the block shares must be escaped in it.
+    """
+    fields = {"name": "100% «sure» %s %d %%", "metadata": {"k%s": "%(x)s"}}
+    as_dicts = [make_event.question(text) for text in TRICKY]
+    as_dicts.append(make_event.answer("done %s"))
+    as_text = [
+        Event(e.kind, e.conversation_id, e.ts_ns, e.seq, e.data["content"], e.size)
+        for e in as_dicts
+    ]
+    assert all(type(e.raw) is str for e in as_text)
+    block = encoded(ConversationBatch("c%s", as_text, fields))
+    assert block == encoded(ConversationBatch("c%s", as_dicts, fields))
+    senders = [s["events"][0]["attributes"]["agentsight.message.sender"] for s in block["spans"]]
+    assert senders == ["end_user"] * len(TRICKY) + ["agent"]
+    assert block["spans"][0]["attributes"]["agentsight.conversation.name"] == fields["name"]
+    # the dict is built only when asked for, and is what the tracker used to queue
+    assert type(as_text[-1].raw) is str
+    assert as_text[-1].data == {"content": "done %s", "sender": "agent", "metadata": {}}
+    assert type(as_text[-1].raw) is dict
+
+
 def test_action_with_times_joins_the_turn(make_event) -> None:
     q = make_event.question("refund please")
     act = make_event(
