@@ -156,6 +156,12 @@ class Event:
     def data(self, value: dict[str, Any]) -> None:
         self.raw = value
 
+    @property
+    def has_attachments(self) -> bool:
+        """Whether the event carries files (a plain message never does)."""
+        raw = self.raw
+        return type(raw) is dict and bool(raw.get("attachments"))
+
     def __repr__(self) -> str:  # no payload: it may hold user content
         return (
             f"Event(kind={self.kind!r}, conversation_id={self.conversation_id!r}, "

@@ -56,16 +56,52 @@ INBOX_RESERVE = SMALL_EVENT + EVENT_MEMORY
 
 
 class Result:
-    """One resolved event, kept for ``send_tracked_data()`` and the summary."""
+    """One resolved event, as ``send_tracked_data()`` and the summary read it."""
 
-    __slots__ = ("error", "event", "ok", "response", "taken")
+    __slots__ = ("error", "event", "ok", "response")
 
     def __init__(self, event: Event, ok: bool, response: Any, error: str | None) -> None:
         self.event = event
         self.ok = ok
         self.response = response
         self.error = error
+
+
+class Resolved:
+    """A run of one conversation's resolved events, kept until reported or forgotten.
+
+    One object per delivered block rather than a :class:`Result` per event:
+    kept results are long-lived, and each object that outlives the young
+    generations brings the next full garbage collection closer - a pass over
+    the whole application's heap.  :class:`Result` objects are built only when
+    a report asks for them.  ``outcomes`` is one :class:`Outcome` shared by
+    every event, or one per event; events before ``start`` were forgotten.
+    """
+
+    __slots__ = ("conversation_id", "events", "outcomes", "start", "taken")
+
+    def __init__(
+        self, conversation_id: str, events: list[Event], outcomes: Outcome | list[Outcome]
+    ) -> None:
+        self.conversation_id = conversation_id
+        self.events = events
+        self.outcomes = outcomes
+        self.start = 0
         self.taken = False  # reported (or forgotten) already
+
+    def __len__(self) -> int:
+        return len(self.events) - self.start
+
+    def results(self) -> list[Result]:
+        """The events still kept, each with its outcome."""
+        events, outcomes, start = self.events, self.outcomes, self.start
+        if isinstance(outcomes, Outcome):
+            ok, response, error = outcomes.ok, outcomes.response, outcomes.error
+            return [Result(ev, ok, response, error) for ev in events[start:]]
+        return [
+            Result(ev, o.ok, o.response, o.error)
+            for ev, o in zip(events[start:], outcomes[start:], strict=True)
+        ]
 
 
 class Watch:
@@ -131,7 +167,7 @@ class Conversation:
         self.pending: deque[Event] = deque()
         self.fields: dict[str, Any] = {}
         self.tokens: dict[str, int] = {}
-        self.results: deque[Result] = deque()
+        self.results: deque[Resolved] = deque()
         self.enqueued = 0
         self.resolved = 0
         self.in_flight = False
@@ -183,7 +219,8 @@ class Queues:
         self.withheld_resolved = 0
         #: Conversation states looked at to forget idle ones (a measure of that work).
         self.eviction_checks = 0
-        self.kept: deque[Result] = deque()  # every kept result, oldest first
+        #: Every kept run of results, oldest first (``result_count`` counts their events).
+        self.kept: deque[Resolved] = deque()
         self.wake_sent = False
         self.inbox: deque[Any] = deque()
         #: Flushes in progress (usually none): each counts what became of its events.
@@ -511,7 +548,7 @@ class Queues:
         stats.queued_bytes -= ev.size + EVENT_MEMORY
         for watch in self.watches:
             watch.count(conv.id, conv.resolved, [(False, reason)])
-        self._keep(conv, Result(ev, False, None, f"dropped: {reason}"))
+        self._keep(conv, ev, Outcome(False, error=f"dropped: {reason}"))
         conv.resolved += 1
         if conv.resolved >= conv.enqueued:
             self.unresolved.pop(conv.id, None)
@@ -532,17 +569,12 @@ class Queues:
                     size += ev.size
                 stats.queued_bytes -= size + n * EVENT_MEMORY
                 first = results[0] if results else None
+                failed = 0
+                kept: Outcome | list[Outcome]
                 if first is not None and first.ok and results.count(first) == n:
-                    # The usual case: one outcome shared by the whole block (delivered).
-                    response, error = first.response, first.error
-                    kept = [Result(ev, True, response, error) for ev in events]
-                    failed = 0
+                    kept = first  # the usual case: one answer for the whole block
                 else:
-                    kept = [
-                        Result(ev, out.ok, out.response, out.error)
-                        for ev, out in zip(events, results, strict=True)
-                    ]
-                    failed = 0
+                    kept = results
                     for out in results:
                         if not out.ok:
                             failed += 1
@@ -551,8 +583,7 @@ class Queues:
                             if out.error:
                                 stats.record_error(out.error)
                 for ev in events:
-                    raw = ev.raw
-                    if type(raw) is dict and "attachments" in raw:
+                    if ev.has_attachments:
                         _strip_bytes(ev)
                 stats.delivered += n - failed
                 conv = self.convs.get(part.conversation_id)
@@ -564,7 +595,8 @@ class Queues:
                         conv.resolved,
                         [(o.ok, o.drop_reason or "rejected") for o in results],
                     )
-                self._keep_all(conv, kept)
+                if n:
+                    self._keep_all(conv, Resolved(conv.id, events, kept))
                 conv.resolved += n
                 if conv.resolved >= conv.enqueued:
                     self.unresolved.pop(conv.id, None)
@@ -596,7 +628,7 @@ class Queues:
                     ev = conv.pending.popleft()
                     stats.queued_events -= 1
                     stats.queued_bytes -= ev.size + EVENT_MEMORY
-                    self._keep(conv, Result(ev, False, None, f"dropped: {reason}"))
+                    self._keep(conv, ev, Outcome(False, error=f"dropped: {reason}"))
                     conv.resolved += 1
                     dropped += 1
                 if conv.resolved >= conv.enqueued:
@@ -606,30 +638,35 @@ class Queues:
             stats.drop(reason, dropped, interval=0)
         return dropped
 
-    def _keep(self, conv: Conversation, result: Result) -> None:
-        raw = result.event.raw
-        if type(raw) is dict and "attachments" in raw:
-            _strip_bytes(result.event)
-        self._keep_all(conv, [result])
+    def _keep(self, conv: Conversation, ev: Event, outcome: Outcome) -> None:
+        if ev.has_attachments:
+            _strip_bytes(ev)
+        self._keep_all(conv, Resolved(conv.id, [ev], outcome))
 
-    def _keep_all(self, conv: Conversation, results: list[Result]) -> None:
-        conv.results.extend(results)
+    def _keep_all(self, conv: Conversation, run: Resolved) -> None:
+        conv.results.append(run)
         kept = self.kept
-        kept.extend(results)
-        self.result_count += len(results)
+        kept.append(run)
+        self.result_count += len(run)
         # Bound memory for code that never calls send_tracked_data(): forget the
-        # oldest unreported results, across all conversations, in O(1) each.
+        # oldest unreported results, across all conversations, a run at a time.
         while self.result_count > self.max_results:
-            old = kept.popleft()
+            old = kept[0]
             if old.taken:
+                kept.popleft()
                 continue
+            forget = min(len(old), self.result_count - self.max_results)
+            old.start += forget
+            self.result_count -= forget
+            if len(old):
+                break  # partly forgotten: its newer events stay
             old.taken = True
-            self.result_count -= 1
-            owner = self.convs.get(old.event.conversation_id)
+            kept.popleft()
+            owner = self.convs.get(old.conversation_id)
             if owner is not None and owner.results:
                 if owner.results[0] is old:
                     owner.results.popleft()
-                else:  # pragma: no cover - results are kept in order per conversation
+                else:  # pragma: no cover - runs are kept in order per conversation
                     with contextlib.suppress(ValueError):
                         owner.results.remove(old)
         if len(kept) > 2 * self.max_results + 1024:
@@ -678,17 +715,23 @@ class Queues:
             conv = self.convs.get(conversation_id)
             if conv is None:
                 return []
-            results = list(conv.results)
+            results: list[Result] = []
+            for run in conv.results:
+                results.extend(run.results())
+                self.result_count -= len(run)
+                run.taken = True
             conv.results.clear()
-            self.result_count -= len(results)
-            for r in results:
-                r.taken = True
         return results
 
     def find_result(self, ev: Event) -> Result | None:
         with self.locked():
             conv = self.convs.get(ev.conversation_id)
-            return next((r for r in conv.results if r.event is ev), None) if conv else None
+            if conv is None:
+                return None
+            for run in conv.results:
+                if any(e is ev for e in run.events[run.start :]):
+                    return next(r for r in run.results() if r.event is ev)
+            return None
 
     def tracked_events(self, conversation_id: str) -> list[Event]:
         """Resolved-but-unreported and pending events, in tracking order."""
@@ -696,7 +739,8 @@ class Queues:
             conv = self.convs.get(conversation_id)
             if conv is None:
                 return []
-            events = [r.event for r in conv.results] + list(conv.pending)
+            events = [e for run in conv.results for e in run.events[run.start :]]
+            events.extend(conv.pending)
         events.sort(key=lambda e: e.seq)
         return events
 

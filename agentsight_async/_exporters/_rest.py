@@ -348,7 +348,7 @@ class RestExporter(HttpExporter):
 
         if kind in (ev_mod.QUESTION, ev_mod.ANSWER):
             outcome = await self.post(ROUTE_TRACK, deadline, key, json=message_body(ev, pk))
-            if not outcome.ok or not ev.data.get("attachments"):
+            if not outcome.ok or not ev.has_attachments:
                 return outcome, False
             return outcome, await self._linked_attachments(ev, pk, outcome.response, deadline)
         if kind == ev_mod.ACTION:

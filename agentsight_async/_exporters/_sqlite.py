@@ -70,7 +70,7 @@ class SqliteExporter(Exporter):
         skip: set[int] = set()
         failed: dict[int, Outcome] = {}
         for i, ev in enumerate(conv.events):
-            if not ev.data.get("attachments"):
+            if not ev.has_attachments:
                 continue
             try:
                 self._store_files(store, conv, ev)

@@ -80,7 +80,7 @@ async def upload_block(
     skip: set[int] = set()
     uploaded: set[int] = set()
     for i, ev in enumerate(conv.events):
-        if not ev.data.get("attachments") or ev.kind not in _WITH_FILES:
+        if not ev.has_attachments or ev.kind not in _WITH_FILES:
             continue
         failure = await _upload(exporter, conv, ev, deadline)
         if failure is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from agentsight_async._events import ANSWER, DELIVERED, QUESTION, Event
+from agentsight_async._events import ANSWER, DELIVERED, QUESTION, Event, Outcome
 from agentsight_async._queues import EVENT_MEMORY, INBOX_RESERVE, Queues
 from agentsight_async._stats import Stats
 from agentsight_async._validation import EVENT_OVERHEAD
@@ -48,13 +48,40 @@ def test_kept_results_are_bounded_across_many_conversations() -> None:
         q.push(QUESTION, f"c{i % 5000}", i, f"m{i}", msg_size(f"m{i}"))
     deliver_all(q)
     assert q.result_count == 1000
-    assert sum(len(c.results) for c in q.convs.values()) == 1000
+    assert sum(len(run) for c in q.convs.values() for run in c.results) == 1000
     # the most recently delivered survive: c4999 went out last, all four at once
     newest = q.take_results("c4999")
     assert [r.event.data["content"] for r in newest] == ["m4999", "m9999", "m14999", "m19999"]
     assert q.take_results("c0") == []  # delivered first, forgotten first
     assert q.result_count == 996
     assert len(q.kept) <= 2 * q.max_results + 1024
+
+
+def test_results_are_forgotten_oldest_first_even_from_the_middle_of_a_block() -> None:
+    """A delivered block is kept as one run; the cap may forget part of the oldest one."""
+    q = make(batch_size=10)
+    q.max_results = 15
+    for i in range(25):  # three blocks: 10, 10, 5
+        q.push(QUESTION, "c", i, f"m{i}", msg_size(f"m{i}"))
+    deliver_all(q)
+    assert q.result_count == 15
+    assert [e.data["content"] for e in q.tracked_events("c")] == [f"m{i}" for i in range(10, 25)]
+    q.push(ANSWER, "c", 99, "pending", msg_size("pending"))
+    assert [e.data["content"] for e in q.tracked_events("c")][-2:] == ["m24", "pending"]
+    # a per-event outcome survives next to the shared ones
+    failed = Outcome(False, error="boom", drop_reason="rejected")
+    batch = q.cut_batch(force=True)
+    assert batch is not None
+    q.complete(batch, [[failed]])
+    results = q.take_results("c")
+    assert [(r.event.data["content"], r.ok, r.error) for r in results][-3:] == [
+        ("m23", True, None),
+        ("m24", True, None),
+        ("pending", False, "boom"),
+    ]
+    assert len(results) == 15
+    assert q.result_count == 0
+    assert q.take_results("c") == []
 
 
 def test_idle_conversations_are_evicted_oldest_first_busy_ones_kept() -> None:
@@ -163,3 +190,33 @@ def test_token_counters_do_not_pin_a_conversation_forever() -> None:
     assert len(q.convs) <= 100 + 16
     assert "t299" in q.convs  # the most recent ones are kept
     assert "t0" not in q.convs
+
+
+async def test_delivering_plain_messages_builds_no_dict_and_keeps_one_run_per_block() -> None:
+    """Issue 14: long-lived objects per event bring full garbage collections closer.
+
+    Plain messages delivered over ``ingest`` to a real collector stay their
+    text (no data dict is ever built for them) and their kept results are one
+    object per delivered block - counted, not timed.
+    """
+    from agentsight_async import AsyncConversationTracker
+    from agentsight_collector import LocalCollector
+
+    with LocalCollector(dev=True) as collector:
+        async with AsyncConversationTracker(endpoint=collector.url, batch_size=50) as tracker:
+            async with tracker.conversation("plain"):
+                for i in range(200):
+                    if i % 2:
+                        await tracker.track_agent_message(f"reply {i}")
+                    else:
+                        await tracker.track_human_message(f"question {i}")
+            result = await tracker.flush(timeout=10)
+            queues = tracker._pipeline.queues
+            events = queues.tracked_events("plain")
+            runs = list(queues.convs["plain"].results)
+    assert result.delivered == 201  # the conversation and its 200 messages
+    messages = [e for e in events if e.kind in (QUESTION, ANSWER)]
+    assert len(messages) == 200
+    assert all(type(e.raw) is str for e in messages)
+    assert 4 <= len(runs) < 200  # one per delivered block, not one per event
+    assert sum(len(r) for r in runs) == 201

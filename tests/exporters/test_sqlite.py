@@ -87,7 +87,8 @@ async def test_replayed_batches_do_not_duplicate(tmp_path: Path) -> None:
         from agentsight_async._events import Batch, ConversationBatch
         from agentsight_async._exporters._sqlite import SqliteExporter
 
-        events = [r.event for r in tracker._pipeline.queues.convs["d"].results]
+        events = tracker._pipeline.queues.tracked_events("d")
+        assert len(events) == 20
         exporter = SqliteExporter(tracker.settings, tracker._pipeline.stats)
         outcomes = await exporter.export(Batch([ConversationBatch("d", events)]), 0)
         await exporter.aclose()
