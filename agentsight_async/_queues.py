@@ -25,6 +25,7 @@ import contextlib
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 
 from . import _events
@@ -475,13 +476,17 @@ class Queues:
         kept beyond ``max_conversations`` stay bounded.
         """
         convs = self.convs
-        for _ in range(EVICTION_WINDOW):
-            if len(convs) <= self.max_conversations:
-                return
-            cid = next(iter(convs))
+        excess = len(convs) - self.max_conversations
+        if excess <= 0:
+            return
+        # One pass over the oldest few (a list: the dict changes as we go).
+        for cid in list(islice(convs, EVICTION_WINDOW)):
             self.eviction_checks += 1
-            if convs[cid].idle and cid != keep:
+            if cid != keep and convs[cid].idle:
                 del convs[cid]
+                excess -= 1
+                if not excess:
+                    return
             else:
                 convs.move_to_end(cid)
 
