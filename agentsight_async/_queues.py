@@ -167,8 +167,11 @@ class Conversation:
         self.id = conversation_id
         self.pending: deque[Event] = deque()
         self.fields: dict[str, Any] = {}
-        self.tokens: dict[str, int] = {}
-        self.results: deque[Resolved] = deque()
+        #: Token counters and kept results are made on first use: most conversations
+        #: never count tokens, and each object a conversation keeps for long brings
+        #: the next full garbage collection closer.
+        self.tokens: dict[str, int] | None = None
+        self.results: deque[Resolved] | None = None
         self.enqueued = 0
         self.resolved = 0
         self.in_flight = False
@@ -379,7 +382,10 @@ class Queues:
             self._drain()  # the conversation's state is complete (what locked() does)
             conv = self.convs.get(conversation_id) or self._new(conversation_id)
             for key, n in counts.items():
-                conv.tokens[key] = conv.tokens.get(key, 0) + n
+                tokens = conv.tokens
+                if tokens is None:
+                    tokens = conv.tokens = {}
+                tokens[key] = tokens.get(key, 0) + n
 
     def take_unprocessed(self) -> list[Event]:
         """The events ``before_send`` / redaction / sampling have not seen yet, in order."""
@@ -649,6 +655,8 @@ class Queues:
         self._keep_all(conv, Resolved(conv.id, [ev], outcome))
 
     def _keep_all(self, conv: Conversation, run: Resolved) -> None:
+        if conv.results is None:
+            conv.results = deque()
         conv.results.append(run)
         kept = self.kept
         kept.append(run)
@@ -721,11 +729,11 @@ class Queues:
             if conv is None:
                 return []
             results: list[Result] = []
-            for run in conv.results:
+            for run in conv.results or ():
                 results.extend(run.results())
                 self.result_count -= len(run)
                 run.taken = True
-            conv.results.clear()
+            conv.results = None
         return results
 
     def find_result(self, ev: Event) -> Result | None:
@@ -733,7 +741,7 @@ class Queues:
             conv = self.convs.get(ev.conversation_id)
             if conv is None:
                 return None
-            for run in conv.results:
+            for run in conv.results or ():
                 if any(e is ev for e in run.events[run.start :]):
                     return next(r for r in run.results() if r.event is ev)
             return None
@@ -744,7 +752,7 @@ class Queues:
             conv = self.convs.get(conversation_id)
             if conv is None:
                 return []
-            events = [e for run in conv.results for e in run.events[run.start :]]
+            events = [e for run in conv.results or () for e in run.events[run.start :]]
             events.extend(conv.pending)
         events.sort(key=lambda e: e.seq)
         return events
@@ -752,7 +760,7 @@ class Queues:
     def tokens(self, conversation_id: str) -> dict[str, int]:
         with self.locked():
             conv = self.convs.get(conversation_id)
-            return dict(conv.tokens) if conv else {}
+            return dict(conv.tokens) if conv and conv.tokens else {}
 
 
 def _strip_bytes(ev: Event) -> None:
