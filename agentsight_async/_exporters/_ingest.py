@@ -22,6 +22,7 @@ delivery:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -59,6 +60,7 @@ SLICE_CHECK: Final = 16
 #: kept until the POST is answered, so that a per-block 400 can resend the others;
 #: they take about as much memory as their JSON (the strings are the events').
 _Pending = tuple[int, str, dict[str, Any]]
+_NONE: Final[frozenset[int]] = frozenset()
 
 
 def rejected_blocks(body: Any, blocks: list[dict[str, Any]]) -> dict[int, str]:
@@ -144,6 +146,8 @@ class IngestExporter(HttpExporter):
         #: Compress when the backend takes gzip - unless it runs on this machine: over
         #: loopback there is no bandwidth to save, only CPU to spend (~2 us per event).
         self._compress = not is_loopback_url(self.settings.api_endpoint)
+        #: (loop, lock): one batch builds at a time on each loop (see :meth:`export`).
+        self._building: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
     # -- preflight -----------------------------------------------------------------
 
@@ -202,44 +206,74 @@ class IngestExporter(HttpExporter):
 
         The agent's own tasks share this event loop: no single synchronous step
         may hold it for long.  Every :data:`SLICE_CHECK` spans we look at the
-        clock and yield once :data:`SLICE_SECONDS` have passed.
+        clock and yield once :data:`SLICE_SECONDS` have passed.  And one batch
+        builds at a time (up to ``max_concurrency`` are in flight): building is
+        all CPU, so doing several at once gains nothing, but their slices would
+        share each turn of the loop and make it as many times longer.
         """
         await self._ensure_preflight(deadline)
         convs = batch.conversations
         results: list[list[Outcome | None]] = [[None] * len(c.events) for c in convs]
         pending: list[_Pending] = []
+        payload: bytes | None = None
         envs = frozenset(self.environments)
         clock = time.perf_counter
-        slice_end = clock() + SLICE_SECONDS
-        for ci, conv in enumerate(convs):
-            try:
-                skip, uploaded = await upload_block(self, conv, deadline, results[ci])
-                encoder = BlockEncoder(
-                    conv, self.otel, uploaded=uploaded, allowed_environments=envs
-                )
-                for i, ev in enumerate(conv.events):
-                    if i in skip:
-                        continue
-                    encoder.add(i, ev)
-                    if not encoder.span_count % SLICE_CHECK and clock() >= slice_end:
-                        await asyncio.sleep(0)
+        building = self._building_lock()
+        await building.acquire()
+        held = True
+        try:
+            slice_end = clock() + SLICE_SECONDS
+            for ci, conv in enumerate(convs):
+                try:
+                    if any(ev.has_attachments for ev in conv.events):
+                        # uploads wait on the network: other batches may build meanwhile
+                        building.release()
+                        held = False
+                        skip, uploaded = await upload_block(self, conv, deadline, results[ci])
+                        await building.acquire()
+                        held = True
                         slice_end = clock() + SLICE_SECONDS
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a bug or odd data must not sink the other blocks
-                self.report(f"could not build block: {exc!r}")
-                _fill(results[ci], _failed(exc))
-                continue
-            if encoder.span_count:
-                pending.append((ci, conv.conversation_id, encoder.finish()))
-            else:  # nothing left to send (all uploads failed)
-                _fill(results[ci], Outcome(True, response={}))
-            if clock() >= slice_end:
-                await asyncio.sleep(0)
-                slice_end = clock() + SLICE_SECONDS
+                    else:
+                        skip = uploaded = _NONE
+                    encoder = BlockEncoder(
+                        conv, self.otel, uploaded=uploaded, allowed_environments=envs
+                    )
+                    for i, ev in enumerate(conv.events):
+                        if i in skip:
+                            continue
+                        encoder.add(i, ev)
+                        if not encoder.span_count % SLICE_CHECK and clock() >= slice_end:
+                            await asyncio.sleep(0)
+                            slice_end = clock() + SLICE_SECONDS
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # a bug or odd data must not sink the other blocks
+                    self.report(f"could not build block: {exc!r}")
+                    _fill(results[ci], _failed(exc))
+                    continue
+                if encoder.span_count:
+                    pending.append((ci, conv.conversation_id, encoder.finish()))
+                else:  # nothing left to send (all uploads failed)
+                    _fill(results[ci], Outcome(True, response={}))
+                if clock() >= slice_end:
+                    await asyncio.sleep(0)
+                    slice_end = clock() + SLICE_SECONDS
+            if pending:
+                with contextlib.suppress(EncodeError):  # _post_blocks sorts it out
+                    payload = encode_payload([block for _, _, block in pending])
+        finally:
+            if held:
+                building.release()
         if pending:
-            await self._post_blocks(pending, deadline, results)
+            await self._post_blocks(pending, deadline, results, payload)
         return [[o if o is not None else Outcome(True, response={}) for o in r] for r in results]
+
+    def _building_lock(self) -> asyncio.Lock:
+        """The running loop's lock that lets one batch build at a time."""
+        loop = asyncio.get_running_loop()
+        if self._building is None or self._building[0] is not loop:
+            self._building = (loop, asyncio.Lock())
+        return self._building[1]
 
     def _encodable(
         self, pending: list[_Pending], results: list[list[Outcome | None]]
@@ -262,18 +296,23 @@ class IngestExporter(HttpExporter):
         return kept
 
     async def _post_blocks(
-        self, pending: list[_Pending], deadline: float, results: list[list[Outcome | None]]
+        self,
+        pending: list[_Pending],
+        deadline: float,
+        results: list[list[Outcome | None]],
+        payload: bytes | None = None,
     ) -> None:
-        """POST the blocks; fills every outcome slot still empty."""
+        """POST the blocks (*payload*: the blocks already encoded); fills every empty slot."""
         gzip_ok = self._compress and GZIP_CAPABILITY in self.capabilities
         while pending:
-            try:
-                payload = encode_payload([block for _, _, block in pending])
-            except EncodeError:
-                pending = self._encodable(pending, results)
-                continue  # (each block that is left encodes, so the next payload does)
+            if payload is None:
+                try:
+                    payload = encode_payload([block for _, _, block in pending])
+                except EncodeError:
+                    pending = self._encodable(pending, results)
+                    continue  # (each block that is left encodes, so the next payload does)
             body, headers = await wire_body(payload, gzip_ok)
-            del payload  # only the (gzipped) body lives on through the retries
+            payload = None  # only the (gzipped) body lives on through the retries
             ids = [cid for _, cid, _ in pending]
             result = await self.post_bytes(ROUTE_INGEST, body, headers, deadline)
             if isinstance(result, RetryFailure):

@@ -566,3 +566,45 @@ async def test_an_unencodable_block_is_dropped_alone(make_settings, stats, serve
     [post] = server.posts()
     assert [b["conversation_id"] for b in body_of(post)["conversations"]] == ["good"]
     assert out[0][0].exception is not None  # what the flusher hands on_error
+
+
+async def test_one_batch_builds_at_a_time_while_several_are_in_flight(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Building is CPU only: batches in flight together take turns building, so that
+    each turn of the event loop holds one slice of one batch, not one of each."""
+    import asyncio
+
+    from agentsight_async import AsyncConversationTracker
+    from agentsight_async._exporters import _ingest, _spans
+    from agentsight_collector import LocalCollector
+
+    monkeypatch.setattr(_ingest, "SLICE_SECONDS", 0.0)  # yield at every slice check
+    building: set[object] = set()
+    most = [0]
+    exports = [0]
+    real_init, real_encode = _spans.BlockEncoder.__init__, _ingest.encode_payload
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        building.add(asyncio.current_task())
+        most[0] = max(most[0], len(building))
+        real_init(self, *args, **kwargs)
+
+    def encode(blocks: Any) -> bytes:
+        building.discard(asyncio.current_task())
+        exports[0] += 1
+        return real_encode(blocks)
+
+    monkeypatch.setattr(_spans.BlockEncoder, "__init__", init)
+    monkeypatch.setattr(_ingest, "encode_payload", encode)
+    with LocalCollector(dev=True) as collector:
+        async with AsyncConversationTracker(
+            endpoint=collector.url, batch_size=40, max_concurrency=4
+        ) as tracker:
+            for c in range(8):
+                for i in range(40):
+                    await tracker.track_human_message(f"m{i}", conversation_id=f"c{c}")
+            result = await tracker.flush(timeout=20)
+    assert result.delivered == 320
+    assert exports[0] >= 8  # several batches (up to four in flight at once)
+    assert most[0] == 1
