@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -28,6 +29,16 @@ try:
     from pydantic_core import from_json as _from_json
 except ImportError:  # pragma: no cover - pydantic is an SDK dependency
     _from_json = None
+
+#: ``data.translate(_DIGITS)`` writes each ASCII digit as ``0``, each byte a JSON number
+#: can follow (``:[,-`` and whitespace) as ``!`` and any other byte as a blank, so
+#: ``_LONG_NUMBER in`` it finds an integer of 19 digits or more - one that may not fit
+#: 64 bits (``-9999999999999999999`` does not).  A digit run inside a string that follows
+#: a letter or a quote, as in a hex id, is not one.
+_DIGITS = bytes(
+    0x30 if 0x30 <= i <= 0x39 else 0x21 if i in b":[,- \t\n\r" else 0x20 for i in range(256)
+)
+_LONG_NUMBER = b"!" + b"0" * 19
 
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
@@ -67,6 +78,15 @@ def key_from_headers(request: Request) -> str | None:
     if scheme.lower() != "api-key":
         return None
     return value.strip() or None
+
+
+def may_hold_long_integer(data: bytes) -> bool:
+    """Whether *data* may hold an integer ``orjson`` reads as a float (beyond 64 bits).
+
+    Conservative: a run of 19 digits after ``:``, ``[``, ``,``, ``-`` or whitespace,
+    in a string too.
+    """
+    return _LONG_NUMBER in data.translate(_DIGITS)
 
 
 class RequestError(Exception):
@@ -153,12 +173,27 @@ def _reject_constant(name: str) -> Any:
 def parse_json_object(body: bytes) -> dict[str, Any]:
     """A JSON object from *body*, or a 400 whose detail says what is wrong.
 
-    ``pydantic_core.from_json`` (pydantic is an SDK dependency) parses a large
-    ingest body about a third faster than :func:`json.loads`.  Whatever it
-    refuses is parsed again by :func:`json.loads`, which decides: it gives
-    the error messages clients see (``NaN``, ``Infinity``) and it accepts what
-    it always accepted (e.g. an escaped lone surrogate).
+    ``orjson.loads`` (an SDK dependency) parses an ingest body in about half
+    the time of ``pydantic_core.from_json``, which was about a third faster than
+    :func:`json.loads`; with the test below, about 70 %.  It gives the same
+    objects, except that it reads an integer beyond 64 bits as a float: a body
+    with a run of 19 digits that may be such an integer
+    (:func:`may_hold_long_integer`: cheap and conservative, met by some strings
+    too) is left to ``from_json``, which keeps such an integer exact, as is
+    anything orjson refuses (an
+    overflowing ``1E400``, which ``from_json`` reads as infinity).  Whatever
+    ``from_json`` refuses is parsed again by :func:`json.loads`, which decides:
+    it gives the error messages clients see (``NaN``, ``Infinity``) and it
+    accepts what it always accepted (e.g. an escaped lone surrogate).
     """
+    if not may_hold_long_integer(body):
+        try:
+            value = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            if isinstance(value, dict):
+                return value
     if _from_json is not None:
         try:
             value = _from_json(body, allow_inf_nan=False)

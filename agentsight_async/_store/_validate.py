@@ -627,22 +627,33 @@ def _time_range(spans: list[IngestSpan]) -> tuple[tuple[str, int], tuple[str, in
 
     Ordered by ``(µs, text)``, so of two spellings of one instant the smaller
     text wins.  An end or event time spelled as its span's start adds nothing.
+    Once per span: the µs are compared first, the text only on a tie.
     """
     if not spans:
         now = _timeutil.now_at()
         return now, now
-    lo = hi = (spans[0].started_us, spans[0].started_at)
+    lo_at = hi_at = spans[0].started_at
+    lo_us = hi_us = spans[0].started_us
     for span in spans:
         start = span.started_at
-        point = (span.started_us, start)
-        lo, hi = min(lo, point), max(hi, point)
-        if span.ended_us is not None and span.ended_at is not None and span.ended_at != start:
-            point = (span.ended_us, span.ended_at)
-            lo, hi = min(lo, point), max(hi, point)
+        us = span.started_us
+        if us < lo_us or (us == lo_us and start < lo_at):
+            lo_us, lo_at = us, start
+        if us > hi_us or (us == hi_us and start > hi_at):
+            hi_us, hi_at = us, start
+        end, end_us = span.ended_at, span.ended_us
+        if end is not None and end_us is not None and end != start:
+            if end_us < lo_us or (end_us == lo_us and end < lo_at):
+                lo_us, lo_at = end_us, end
+            if end_us > hi_us or (end_us == hi_us and end > hi_at):
+                hi_us, hi_at = end_us, end
         for _, at, us, _ in span.events:
             if at != start:
-                lo, hi = min(lo, (us, at)), max(hi, (us, at))
-    return (lo[1], lo[0]), (hi[1], hi[0])
+                if us < lo_us or (us == lo_us and at < lo_at):
+                    lo_us, lo_at = us, at
+                if us > hi_us or (us == hi_us and at > hi_at):
+                    hi_us, hi_at = us, at
+    return (lo_at, lo_us), (hi_at, hi_us)
 
 
 def _span(raw: Any, index: int, errors: Errors) -> IngestSpan | None:
