@@ -26,6 +26,7 @@ import threading
 from collections.abc import AsyncIterator
 from typing import Any, Final
 from urllib.parse import urlsplit
+from urllib.request import getproxies
 
 import httpx
 
@@ -33,6 +34,7 @@ from .._config import Settings, is_loopback_url
 from .._version import __version__
 from ._base import SDK_NAME
 from ._redaction import our_request, redact, scrub
+from ._transport import build_transport
 
 logger = logging.getLogger("agentsight_async")
 
@@ -123,18 +125,26 @@ def warn_if_insecure(endpoint: str) -> None:
 def build_client(
     settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
 ) -> httpx.AsyncClient:
-    """A keep-alive HTTP/1.1 client sized for ``settings.max_concurrency``."""
+    """A keep-alive HTTP/1.1 client sized for ``settings.max_concurrency``.
+
+    Without *transport*, its sockets are :mod:`._transport`'s (asyncio-native,
+    one send per request) - unless the environment names a proxy: then httpx
+    builds its own transports, which honour ``HTTP(S)_PROXY``/``NO_PROXY``.
+    """
     limits = httpx.Limits(
         max_connections=settings.max_concurrency,
         max_keepalive_connections=settings.max_concurrency,
         keepalive_expiry=KEEPALIVE_EXPIRY,
     )
+    verify = tls_context(settings)
+    if transport is None and not getproxies():
+        transport = build_transport(verify, limits)
     return httpx.AsyncClient(
         base_url="",
         headers=default_headers(settings),
         timeout=httpx.Timeout(settings.request_timeout),
         limits=limits,
-        verify=tls_context(settings),
+        verify=verify,
         http1=True,
         http2=False,
         follow_redirects=False,
@@ -203,7 +213,7 @@ class OneShotBody(httpx.AsyncByteStream):
 
 
 async def post_once(
-    client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str]
+    client: httpx.AsyncClient, url: httpx.URL | str, body: bytes, headers: dict[str, str]
 ) -> httpx.Response:
     """One ``POST`` of *body* (same bytes on the wire) in a :class:`OneShotBody`, as ours.
 
