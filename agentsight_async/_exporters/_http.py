@@ -132,6 +132,7 @@ class HttpExporter(Exporter):
         self._sleep = sleep
         self._clock = clock
         self.pks = PkCache()
+        self._urls: dict[str, httpx.URL] = {}
         self.report = FailureReporter(self.name, stats)
         install_redaction()
         warn_if_insecure(settings.api_endpoint)
@@ -153,7 +154,9 @@ class HttpExporter(Exporter):
         Returns the first final answer (any status the policy does not retry),
         or why there was none.
         """
-        url = self.url(route)
+        url = self._urls.get(route)
+        if url is None:  # parsed once per route, not by httpx on every request
+            url = self._urls[route] = httpx.URL(self.url(route))
         if idempotency_key is not None:
             headers = {**headers, "Idempotency-Key": idempotency_key}
         client = self._client.get()
