@@ -412,3 +412,53 @@ def test_read_api_pagination_urls_and_filters(client: httpx.Client) -> None:
     assert (
         client.get("/api/conversations/", params={"started_at_before": "soon"}).status_code == 400
     )
+
+
+# -- server set-up -------------------------------------------------------------------
+
+
+def test_local_collector_runs_on_uvloop_when_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentsight_collector import _server
+
+    made: list[object] = []
+    real = _server.new_event_loop
+
+    def spy() -> object:
+        loop = real()
+        made.append(loop)
+        return loop
+
+    monkeypatch.setattr(_server, "new_event_loop", spy)
+    with LocalCollector(api_keys=[KEY]) as c:
+        r = httpx.post(
+            c.url + "/api/conversations/", json={"conversation_id": "loop-c"}, headers=AUTH
+        )
+        assert r.status_code == 201
+    assert len(made) == 1
+    assert made[0].is_closed()  # type: ignore[attr-defined]
+    try:
+        import uvloop
+    except ImportError:
+        return
+    assert isinstance(made[0], uvloop.Loop)
+
+
+def test_write_answers_are_compact_json(collector: LocalCollector) -> None:
+    r = httpx.post(
+        collector.url + "/api/conversations/", json={"conversation_id": "json-c"}, headers=AUTH
+    )
+    assert r.status_code == 201
+    assert r.headers["content-type"] == "application/json"
+    assert r.json()["conversation_id"] == "json-c"
+    m = httpx.post(
+        collector.url + "/api/track/",
+        json={"conversation": r.json()["id"], "content": "é", "sender": "agent"},
+        headers={**AUTH, "Idempotency-Key": "k-json-1"},
+    )
+    again = httpx.post(
+        collector.url + "/api/track/",
+        json={"conversation": r.json()["id"], "content": "é", "sender": "agent"},
+        headers={**AUTH, "Idempotency-Key": "k-json-1"},
+    )
+    assert m.status_code == again.status_code == 201
+    assert m.json() == again.json()  # the retried request answers the first answer
