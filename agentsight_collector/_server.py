@@ -70,6 +70,78 @@ def run_in_new_loop(
             loop.close()
 
 
+class OneWriteTransport:
+    """A transport whose response head waits for its body, so a response is one ``send()``.
+
+    uvicorn writes a response's status line and headers, then its body, in two
+    ``transport.write()`` calls; each is a ``send()`` of its own and a segment
+    the client must wake up for - on small machines that is a good part of a
+    small request's cost.  A write that is a response head (``HTTP/1.1 ...``
+    ending in an empty line) is held and sent with the next write - the body,
+    which Starlette sends in the same turn of the loop - or at the end of the
+    turn if none comes (``HEAD``, ``100 Continue``), or before closing.  The
+    bytes on the wire are the same.  Everything else is the wrapped
+    transport's.
+    """
+
+    __slots__ = ("_held", "_loop", "_transport")
+
+    #: A write longer than this is never held.
+    HEAD_MAX = 64 * 1024
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held = b""
+
+    def write(self, data: bytes) -> None:
+        """Send *data* - with a held head in front - or hold it if it is a response head."""
+        if self._held:
+            data, self._held = self._held + data, b""
+        elif (
+            len(data) <= self.HEAD_MAX
+            and data.startswith(b"HTTP/1.1 ")
+            and data.endswith(b"\r\n\r\n")
+        ):
+            self._held = data
+            self._loop.call_soon(self.flush)
+            return
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        """Send a held head now (nothing if none, or if the connection is closing)."""
+        data, self._held = self._held, b""
+        if data and not self._transport.is_closing():
+            self._transport.write(data)
+
+    def close(self) -> None:
+        """Flush, then close (the transport sends what it buffered first)."""
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+def http_protocol() -> type[asyncio.Protocol] | str:
+    """uvicorn's httptools protocol writing each response in one send (:class:`OneWriteTransport`).
+
+    ``"auto"`` (uvicorn's choice, unchanged) when httptools is not installed.
+    """
+    try:
+        import httptools  # noqa: F401
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:
+        return "auto"
+
+    class OneWriteHttpToolsProtocol(HttpToolsProtocol):
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            wrapped = OneWriteTransport(transport, self.loop)
+            super().connection_made(wrapped)  # type: ignore[arg-type]
+
+    return OneWriteHttpToolsProtocol
+
+
 def generate_api_key() -> str:
     """A new random key in the AgentSight format (``ags_`` + 32 hex + ``_`` + 6 hex).
 
@@ -192,6 +264,8 @@ class LocalCollector:
             app,
             log_level=self._log_level,
             access_log=self._access_log,
+            http=http_protocol(),
+            proxy_headers=False,  # loopback only, nobody in front of it
             lifespan="on",
             timeout_graceful_shutdown=5,
         )
