@@ -32,6 +32,7 @@ import asyncio
 import select
 import socket
 import ssl
+import time
 from collections import deque
 from collections.abc import Iterable
 from typing import Any, Final, cast
@@ -43,6 +44,9 @@ import httpx
 HEAD_MAX: Final = 64 * 1024
 #: Stop reading from the socket while this many received bytes wait unread.
 READ_HIGH_WATER: Final = 256 * 1024
+#: Seconds after the last bytes received during which an idle connection is taken to be
+#: open unless the loop already saw it close (see :meth:`AsyncioStream.get_extra_info`).
+RECENTLY_ACTIVE: Final = 0.5
 
 _SocketOption = (
     tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
@@ -77,6 +81,7 @@ class _Protocol(asyncio.Protocol):
         self.eof = False
         self.error: BaseException | None = None
         self.reading_paused = False
+        self.last_received = time.monotonic()
         self._waiter: asyncio.Future[None] | None = None
         self._writable: asyncio.Future[None] | None = None
         self._write_paused = False
@@ -88,6 +93,7 @@ class _Protocol(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        self.last_received = time.monotonic()
         self.chunks.append(data)
         self.buffered += len(data)
         if self.buffered > READ_HIGH_WATER and self.transport is not None:
@@ -251,12 +257,18 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         if info == "socket":
             return transport.get_extra_info("socket")
         if info == "is_readable":
+            # httpcore asks this of every idle connection, each time it assigns a request
+            # (about 20 times per request with 8 connections): data or EOF on an idle
+            # connection means the server closed it.  The loop hands us both as soon as
+            # it polls; a poll() of our own only covers what arrived since.  A server
+            # does not close a connection within half a second of answering on it (keep-
+            # alive timeouts are seconds), so a recently active one skips the syscall.
             protocol = self._protocol
-            return (
-                bool(protocol.chunks)
-                or protocol.eof
-                or _socket_readable(transport.get_extra_info("socket"))
-            )
+            if protocol.chunks or protocol.eof:
+                return True
+            if time.monotonic() - protocol.last_received < RECENTLY_ACTIVE:
+                return False
+            return _socket_readable(transport.get_extra_info("socket"))
         return None
 
 

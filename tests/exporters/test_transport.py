@@ -39,7 +39,10 @@ class Server:
     """A tiny HTTP/1.1 server: records every chunk it receives, per connection."""
 
     def __init__(self, mode: str = "answer") -> None:
-        self.mode = mode  # "answer", "close" (answer, then close), "silent", "hangup"
+        # "answer", "close" (answer, then close), "idle-close" (answer, close when told),
+        # "silent", "hangup"
+        self.mode = mode
+        self.close_idle = asyncio.Event()
         self.connections: list[list[bytes]] = []
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -70,6 +73,9 @@ class Server:
                     writer.write(_response(close=self.mode == "close"))
                     await writer.drain()
                     if self.mode == "close":
+                        return
+                    if self.mode == "idle-close":
+                        await self.close_idle.wait()
                         return
         finally:
             writer.close()
@@ -264,3 +270,21 @@ def test_works_on_uvloop(make_settings) -> None:
     thread.join(30)
     assert results == [{"id": 7}] * 3
     assert len(server.connections) == 1
+
+
+@pytest.mark.parametrize("wait", [0.05, 0.6])  # within / after the quiet period
+async def test_an_idle_connection_closed_by_the_server_is_not_reused(
+    make_settings, wait: float
+) -> None:
+    server = Server("idle-close")
+    async with serving(server) as url:
+        client = _client.build_client(make_settings(api_endpoint=url))
+        async with client:
+            first = await _client.post_once(client, f"{url}/api/track/", b"{}", {})
+            assert first.status_code == 201
+            server.close_idle.set()  # the server drops the idle keep-alive connection
+            await asyncio.sleep(wait)
+            server.close_idle.clear()
+            second = await _client.post_once(client, f"{url}/api/track/", b"{}", {})
+            assert second.status_code == 201  # on a new connection, no transport error
+    assert len(server.connections) == 2
