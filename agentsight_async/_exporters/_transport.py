@@ -216,7 +216,15 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
 
     async def aclose(self) -> None:
         self._head = b""
-        self._transport.close()
+        transport = self._transport
+        if transport.is_closing():
+            return
+        transport.close()
+        # One turn of the loop lets the transport close its socket now (a loop that
+        # stops right after would leave it to the garbage collector); then drop anything
+        # still unsent rather than wait for it, as the default backend does.
+        await asyncio.sleep(0)
+        transport.abort()
 
     async def start_tls(
         self,
