@@ -30,6 +30,7 @@ from ._client import (
     error_detail,
     parse_body,
     post_once,
+    preload_io_modules,
     warn_if_insecure,
 )
 from ._redaction import install_redaction, redact
@@ -136,6 +137,7 @@ class HttpExporter(Exporter):
         self.report = FailureReporter(self.name, stats)
         install_redaction()
         warn_if_insecure(settings.api_endpoint)
+        preload_io_modules()
 
     def url(self, route: str) -> str:
         """The absolute URL of *route* on the configured endpoint."""
