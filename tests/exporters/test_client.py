@@ -169,3 +169,18 @@ def test_building_an_http_exporter_preloads_what_the_first_request_would_import(
         "assert 'anyio._backends._asyncio' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+async def test_cookies_from_the_server_are_never_sent_back(make_settings) -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(201, json={"id": 1}, headers={"Set-Cookie": "sticky=abc; Path=/"})
+
+    client = _client.build_client(make_settings(), transport=httpx.MockTransport(handler))
+    async with client:
+        for _ in range(2):
+            await _client.post_once(client, "https://agentsight.test/api/track/", b"{}", {})
+    assert "cookie" not in seen[1].headers  # as the original client: no session, no cookies
+    assert len(client.cookies) == 0
