@@ -222,10 +222,11 @@ class Api:
         raw, encoding = await self._raw(request)
         key = self._idempotency_key(request)
 
-        def parse_and_write() -> dict[str, Any]:
-            return write(self._parse(raw, encoding), idempotency_key=key, **kwargs)
+        def parse_and_write() -> bytes:
+            return orjson.dumps(write(self._parse(raw, encoding), idempotency_key=key, **kwargs))
 
-        return JSONResponse(await self.run(parse_and_write), status_code=201)
+        answer = await self.run(parse_and_write)
+        return Response(answer, status_code=201, media_type="application/json")
 
     # -- writes ----------------------------------------------------------------------
 
@@ -514,12 +515,17 @@ def create_app(
     pages = Pages(storage, keys)
     ep = api.endpoint
 
+    # Starlette tries the routes in order: the write routes, hit once per tracked
+    # item, come first (no two routes share a path and a method, so order is free).
     routes = [
+        Route("/api/ingest/", ep(api.ingest, forbidden_status=True), methods=["POST"]),
+        Route("/api/track/", ep(api.track), methods=["POST"]),
+        Route("/api/conversations/", ep(api.conversations_create), methods=["POST"]),
+        Route("/api/action_logs/", ep(api.action_logs), methods=["POST"]),
+        Route("/api/buttons/", ep(api.buttons), methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/api/me/", ep(api.me), methods=["GET"]),
-        Route("/api/ingest/", ep(api.ingest, forbidden_status=True), methods=["POST"]),
         Route("/api/conversations/lookup/", ep(api.lookup), methods=["GET"]),
-        Route("/api/conversations/", ep(api.conversations_create), methods=["POST"]),
         Route("/api/conversations/", ep(api.conversations_list), methods=["GET"]),
         Route("/api/conversations/{pk:int}/", ep(api.conversation_detail), methods=["GET"]),
         Route("/api/conversations/{pk:int}/rename/", ep(api.rename), methods=["PATCH"]),
@@ -537,9 +543,6 @@ def create_app(
             methods=["GET"],
             name="attachment_file",
         ),
-        Route("/api/track/", ep(api.track), methods=["POST"]),
-        Route("/api/action_logs/", ep(api.action_logs), methods=["POST"]),
-        Route("/api/buttons/", ep(api.buttons), methods=["POST"]),
         Route("/api/attachments/", ep(api.attachments), methods=["POST"]),
         Route("/api/conversation-feedbacks/", ep(api.conversation_feedbacks), methods=["POST"]),
         Route("/api/feedbacks/", ep(api.feedbacks), methods=["POST"]),

@@ -4,21 +4,26 @@ For tests, the demo and benchmarks.  uvicorn runs in its own thread with its
 own event loop; we bind the socket ourselves (port 0 picks a free port, known
 before the server starts) and hand it to ``Server.serve(sockets=...)``.
 uvicorn installs signal handlers only on the main thread, so a server in a
-worker thread leaves the host's signals alone.
+worker thread leaves the host's signals alone.  The thread's loop is uvloop
+when it is installed (the ``[collector]`` extra brings it), as ``uvicorn.run``
+and ``agentsight-async serve`` would pick it: ``asyncio.run`` alone would give
+the stdlib loop, about twice the CPU per small request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import socket
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import uvicorn
 
@@ -29,6 +34,112 @@ from ._throttle import IngestAllowance
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A new event loop for the server's thread: uvloop's if installed, else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
+
+
+def run_in_new_loop(
+    main: Callable[[], Coroutine[Any, Any, None]],
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] = new_event_loop,
+) -> None:
+    """``asyncio.run(main())`` on a loop from *loop_factory* (Python 3.10 has no ``Runner``)."""
+    loop = loop_factory()
+    try:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(main())
+    finally:
+        try:
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            with contextlib.suppress(RuntimeError):
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+
+class OneWriteTransport:
+    """A transport whose response head waits for its body, so a response is one ``send()``.
+
+    uvicorn writes a response's status line and headers, then its body, in two
+    ``transport.write()`` calls; each is a ``send()`` of its own and a segment
+    the client must wake up for - on small machines that is a good part of a
+    small request's cost.  A write that is a response head (``HTTP/1.1 ...``
+    ending in an empty line) is held and sent with the next write - the body,
+    which Starlette sends in the same turn of the loop - or at the end of the
+    turn if none comes (``HEAD``, ``100 Continue``), or before closing.  The
+    bytes on the wire are the same.  Everything else is the wrapped
+    transport's.
+    """
+
+    __slots__ = ("_held", "_loop", "_transport")
+
+    #: A write longer than this is never held.
+    HEAD_MAX = 64 * 1024
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held = b""
+
+    def write(self, data: bytes) -> None:
+        """Send *data* - with a held head in front - or hold it if it is a response head."""
+        if self._held:
+            data, self._held = self._held + data, b""
+        elif (
+            len(data) <= self.HEAD_MAX
+            and data.startswith(b"HTTP/1.1 ")
+            and data.endswith(b"\r\n\r\n")
+        ):
+            self._held = data
+            self._loop.call_soon(self.flush)
+            return
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        """Send a held head now (nothing if none, or if the connection is closing)."""
+        data, self._held = self._held, b""
+        if data and not self._transport.is_closing():
+            self._transport.write(data)
+
+    def close(self) -> None:
+        """Flush, then close (the transport sends what it buffered first)."""
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+def http_protocol() -> type[asyncio.Protocol] | str:
+    """uvicorn's httptools protocol writing each response in one send (:class:`OneWriteTransport`).
+
+    ``"auto"`` (uvicorn's choice, unchanged) when httptools is not installed.
+    """
+    try:
+        import httptools  # noqa: F401
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:
+        return "auto"
+
+    class OneWriteHttpToolsProtocol(HttpToolsProtocol):
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            wrapped = OneWriteTransport(transport, self.loop)
+            super().connection_made(wrapped)  # type: ignore[arg-type]
+
+    return OneWriteHttpToolsProtocol
 
 
 def generate_api_key() -> str:
@@ -153,6 +264,8 @@ class LocalCollector:
             app,
             log_level=self._log_level,
             access_log=self._access_log,
+            http=http_protocol(),
+            proxy_headers=False,  # loopback only, nobody in front of it
             lifespan="on",
             timeout_graceful_shutdown=5,
         )
@@ -181,7 +294,8 @@ class LocalCollector:
         assert self._server is not None
         assert self._socket is not None
         try:
-            asyncio.run(self._server.serve(sockets=[self._socket]))
+            server, sockets = self._server, [self._socket]
+            run_in_new_loop(lambda: server.serve(sockets=sockets), new_event_loop)
         except BaseException as exc:  # reported to start()/stop(), never lost
             self._error = exc
 

@@ -30,6 +30,7 @@ from ._client import (
     error_detail,
     parse_body,
     post_once,
+    preload_io_modules,
     warn_if_insecure,
 )
 from ._redaction import install_redaction, redact
@@ -132,9 +133,11 @@ class HttpExporter(Exporter):
         self._sleep = sleep
         self._clock = clock
         self.pks = PkCache()
+        self._urls: dict[str, httpx.URL] = {}
         self.report = FailureReporter(self.name, stats)
         install_redaction()
         warn_if_insecure(settings.api_endpoint)
+        preload_io_modules()
 
     def url(self, route: str) -> str:
         """The absolute URL of *route* on the configured endpoint."""
@@ -153,7 +156,9 @@ class HttpExporter(Exporter):
         Returns the first final answer (any status the policy does not retry),
         or why there was none.
         """
-        url = self.url(route)
+        url = self._urls.get(route)
+        if url is None:  # parsed once per route, not by httpx on every request
+            url = self._urls[route] = httpx.URL(self.url(route))
         if idempotency_key is not None:
             headers = {**headers, "Idempotency-Key": idempotency_key}
         client = self._client.get()

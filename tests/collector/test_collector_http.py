@@ -6,6 +6,7 @@ import gzip
 import json
 import socket
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -412,3 +413,144 @@ def test_read_api_pagination_urls_and_filters(client: httpx.Client) -> None:
     assert (
         client.get("/api/conversations/", params={"started_at_before": "soon"}).status_code == 400
     )
+
+
+# -- server set-up -------------------------------------------------------------------
+
+
+def test_local_collector_runs_on_uvloop_when_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentsight_collector import _server
+
+    made: list[object] = []
+    real = _server.new_event_loop
+
+    def spy() -> object:
+        loop = real()
+        made.append(loop)
+        return loop
+
+    monkeypatch.setattr(_server, "new_event_loop", spy)
+    with LocalCollector(api_keys=[KEY]) as c:
+        r = httpx.post(
+            c.url + "/api/conversations/", json={"conversation_id": "loop-c"}, headers=AUTH
+        )
+        assert r.status_code == 201
+    assert len(made) == 1
+    assert made[0].is_closed()  # type: ignore[attr-defined]
+    try:
+        import uvloop
+    except ImportError:
+        return
+    assert isinstance(made[0], uvloop.Loop)
+
+
+def test_write_answers_are_compact_json(collector: LocalCollector) -> None:
+    r = httpx.post(
+        collector.url + "/api/conversations/", json={"conversation_id": "json-c"}, headers=AUTH
+    )
+    assert r.status_code == 201
+    assert r.headers["content-type"] == "application/json"
+    assert r.json()["conversation_id"] == "json-c"
+    m = httpx.post(
+        collector.url + "/api/track/",
+        json={"conversation": r.json()["id"], "content": "é", "sender": "agent"},
+        headers={**AUTH, "Idempotency-Key": "k-json-1"},
+    )
+    again = httpx.post(
+        collector.url + "/api/track/",
+        json={"conversation": r.json()["id"], "content": "é", "sender": "agent"},
+        headers={**AUTH, "Idempotency-Key": "k-json-1"},
+    )
+    assert m.status_code == again.status_code == 201
+    assert m.json() == again.json()  # the retried request answers the first answer
+
+
+def _request(path: str, body: bytes = b"", method: str = "POST") -> bytes:
+    return (
+        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Api-Key {KEY}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+def test_a_response_leaves_in_one_send(
+    collector: LocalCollector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentsight_collector import _server
+
+    sent: list[bytes] = []  # what reaches the real transport, write by write
+
+    class Spy(_server.OneWriteTransport):
+        def __init__(self, transport: Any, loop: Any) -> None:
+            class Recording:
+                def write(self, data: bytes) -> None:
+                    sent.append(data)
+                    transport.write(data)
+
+                def __getattr__(self, name: str) -> Any:
+                    return getattr(transport, name)
+
+            super().__init__(Recording(), loop)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_server, "OneWriteTransport", Spy)
+    with socket.create_connection(("127.0.0.1", collector.port), timeout=10) as sock:
+        for i in range(3):  # keep-alive: several requests on one connection
+            body = json.dumps({"conversation_id": f"one-send-{i}"}).encode()
+            sock.sendall(_request("/api/conversations/", body))
+            first = sock.recv(65536)
+            assert first.startswith(b"HTTP/1.1 201 ")
+            head, _, answer = first.partition(b"\r\n\r\n")
+            assert json.loads(answer)["conversation_id"] == f"one-send-{i}"  # body came along
+        # a response without a body (HEAD) is not held back
+        sock.sendall(_request("/healthz", method="HEAD"))
+        head = sock.recv(65536)
+        assert head.startswith(b"HTTP/1.1 200 ")
+        assert head.endswith(b"\r\n\r\n")
+    assert len(sent) == 4  # one write per response: head and body together
+    assert all(w.startswith(b"HTTP/1.1 201 ") and w.endswith(b"}") for w in sent[:3])
+
+
+def test_one_write_transport_holds_only_a_head() -> None:
+    import asyncio
+
+    from agentsight_collector._server import OneWriteTransport
+
+    class Recording:
+        def __init__(self) -> None:
+            self.writes: list[bytes] = []
+            self.closed = False
+
+        def write(self, data: bytes) -> None:
+            self.writes.append(data)
+
+        def is_closing(self) -> bool:
+            return self.closed
+
+        def close(self) -> None:
+            self.closed = True
+
+        def get_extra_info(self, name: str) -> str:
+            return f"info:{name}"
+
+    loop = asyncio.new_event_loop()
+    try:
+        inner = Recording()
+        t = OneWriteTransport(inner, loop)  # type: ignore[arg-type]
+        head = b"HTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\n"
+        t.write(head)
+        assert inner.writes == []
+        t.write(b"{}")
+        assert inner.writes == [head + b"{}"]
+        t.write(b"HTTP/1.1 200 OK\r\n\r\n")  # no body follows: sent at the end of the turn
+        loop.run_until_complete(asyncio.sleep(0))
+        assert inner.writes[-1] == b"HTTP/1.1 200 OK\r\n\r\n"
+        t.write(b"chunk")  # not a head: straight through
+        assert inner.writes[-1] == b"chunk"
+        t.write(head)
+        t.close()  # a held head goes out before the close
+        assert inner.writes[-1] == head
+        assert inner.closed
+        assert t.get_extra_info("peername") == "info:peername"
+        loop.run_until_complete(asyncio.sleep(0))  # the pending flush finds nothing
+        assert inner.writes[-1] == head
+    finally:
+        loop.close()

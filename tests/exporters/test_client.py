@@ -152,3 +152,35 @@ def test_rest_bodies_are_compact_ascii_json() -> None:
 )
 def test_response_pk(body: Any, pk: int | None) -> None:
     assert _client.response_pk(body) == pk
+
+
+def test_building_an_http_exporter_preloads_what_the_first_request_would_import() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from agentsight_async._config import Settings\n"
+        "from agentsight_async._stats import Stats\n"
+        "from agentsight_async._exporters._rest import RestExporter\n"
+        "assert 'anyio._backends._asyncio' not in sys.modules\n"
+        "RestExporter(Settings(api_key=None, api_endpoint='http://127.0.0.1:9', _env_file=None),"
+        " Stats())\n"
+        "assert 'anyio._backends._asyncio' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+async def test_cookies_from_the_server_are_never_sent_back(make_settings) -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(201, json={"id": 1}, headers={"Set-Cookie": "sticky=abc; Path=/"})
+
+    client = _client.build_client(make_settings(), transport=httpx.MockTransport(handler))
+    async with client:
+        for _ in range(2):
+            await _client.post_once(client, "https://agentsight.test/api/track/", b"{}", {})
+    assert "cookie" not in seen[1].headers  # as the original client: no session, no cookies
+    assert len(client.cookies) == 0
