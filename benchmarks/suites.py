@@ -261,12 +261,13 @@ def _e2e_run(run_worker: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
 
 E2E_SCENARIOS = {
     # sid suffix: (conversations, events per conversation) for: ours ingest, ours rest,
-    # 0.0.44 (about 400 events/s here), 0.1.4
-    "1conv": {"ingest": (1, 20_000), "rest": (1, 100), "0044": (1, 2_000), "014": (1, 10_000)},
+    # 0.0.44 (about 400 events/s here), 0.1.4.  Ours over REST sends what 0.0.44 sends, so
+    # the REST ratio compares the same workload (one-off start-up costs weigh alike).
+    "1conv": {"ingest": (1, 20_000), "rest": (1, 2_000), "0044": (1, 2_000), "014": (1, 10_000)},
     "1000conv": {"ingest": (1000, 20), "rest": (1000, 2), "0044": (1000, 2), "014": (1000, 10)},
 }
 E2E_QUICK = {
-    "1conv": {"ingest": (1, 200), "rest": (1, 10), "0044": (1, 20), "014": (1, 100)},
+    "1conv": {"ingest": (1, 200), "rest": (1, 20), "0044": (1, 20), "014": (1, 100)},
     "1000conv": {"ingest": (20, 5), "rest": (20, 2), "0044": (10, 2), "014": (20, 2)},
 }
 
