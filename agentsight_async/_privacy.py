@@ -153,6 +153,13 @@ _CARD = re.compile(
     re.ASCII,
 )
 
+#: An international number alone (``+``, a country code, groups): tried before cards, since
+#: the digits after ``+1 `` may pass a card's checks (``+1 2094 2094 213 518``) and a card
+#: is never written after a country code (the phone's 15-digit cap leaves longer runs to it).
+_INTL_PHONE = re.compile(
+    r"(?<![\w+-])\+\d{1,3}(?:[ .-]?\(?\d{1,5}\)?){1,6}(?![\w]|[.,-]\d)", re.ASCII
+)
+
 _PHONE = re.compile(
     r"(?<![\w+-])(?:"
     # international: +, a country code, then groups (one may sit in parentheses)
@@ -360,6 +367,7 @@ _EMAIL_KIND: Final = _Kind("email", (_EMAIL, 0, None))
 _IBAN_KIND: Final = _Kind("iban", (_IBAN, 0, _iban_ok))
 _CARD_KIND: Final = _Kind("card", (_CARD, 0, _card_ok))
 _PHONE_KIND: Final = _Kind("phone", (_PHONE, 0, _phone_ok))
+_INTL_PHONE_KIND: Final = _Kind("phone", (_INTL_PHONE, 0, _phone_ok))
 _IPV6_KIND: Final = _Kind("ip", (_IPV6, 0, _ipv6_ok))
 _IPV4_KIND: Final = _Kind("ip", (_IPV4, 0, _ipv4_ok))
 
@@ -550,6 +558,8 @@ class Redactor:
         if self._iban and "AA00" in mask:  # a country code and its check digits
             text = _IBAN_KIND.apply(text, counts)
         if self._cards and "0000000000000" in mask:  # 13 digits, spaces and hyphens aside
+            if self._phone and "+0" in mask:  # "+1 2094 2094 213 518" is a phone
+                text = _INTL_PHONE_KIND.apply(text, counts)
             text = _CARD_KIND.apply(text, counts)
         if self._phone:
             run = raw.translate(None, _PHONE_DELETE).decode("ascii")
