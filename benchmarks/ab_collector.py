@@ -19,28 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from . import _proc, suites
-from .serve import Serve, checkout
+from .serve import checkout
 
 
 def _run(code: Path, convs: int, per_conv: int) -> dict[str, Any]:
-    import psutil
-
-    with Serve(suites.KEY, code=code) as serve:
-        server = psutil.Process(serve.pid)
-        t0 = server.cpu_times()
-        cfg = {
-            "bench": "e2e",
-            "protocol": "ingest",
-            "conversations": convs,
-            "events_per_conversation": per_conv,
-            "endpoint": serve.url,
-            "api_key": suites.KEY,
-        }
-        result = _proc.run(_proc.ours_python(), suites.OURS, cfg, timeout=600)
-        stored = suites._stored_messages(serve.db_path, result["tracked"])
-        t1 = server.cpu_times()
-    cpu = (t1.user - t0.user) + (t1.system - t0.system)
-    return {"stored": stored, "cpu_us": cpu / stored * 1e6 if stored else None}
+    result = suites._collector_run(convs, per_conv, code=code)
+    return {"stored": result["stored"], "cpu_us": result["cpu_us_per_stored_event"]}
 
 
 def main(argv: list[str] | None = None) -> int:

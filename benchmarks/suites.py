@@ -14,6 +14,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from . import _proc
@@ -667,12 +668,14 @@ def _stored_messages(db_path: str, expect: int, timeout: float = 30.0) -> int:
         time.sleep(0.05)
 
 
-def _collector_run(convs: int, per_conv: int) -> dict[str, Any]:
+def _collector_run(convs: int, per_conv: int, code: Path | None = None) -> dict[str, Any]:
+    """Our SDK's ingest load into a collector in its own process (served from *code*, a
+    source tree, or this one), and the collector's CPU per stored event."""
     import psutil
 
     from .serve import Serve
 
-    with Serve(KEY) as serve:
+    with Serve(KEY, code=code) as serve:
         server = psutil.Process(serve.pid)
         t0 = server.cpu_times()
         cfg = {
