@@ -82,9 +82,8 @@ _LLM_OPTIONAL: Final = (
 EncodeError = orjson.JSONEncodeError
 
 _MASK64: Final = 0xFFFF_FFFF_FFFF_FFFF
-_END_USER_JSON: Final = b'"end_user"'
-_AGENT_JSON: Final = b'"agent"'
-_SENDER_JSON: Final = {"end_user": _END_USER_JSON, "agent": _AGENT_JSON}
+#: The two senders' JSON, written once.
+_SENDER_JSON: Final = {"end_user": b'"end_user"', "agent": b'"agent"'}
 _NO_TURN: Final[tuple[None, None, dict[str, Any]]] = (None, None, {})
 
 
@@ -385,14 +384,15 @@ class BlockEncoder:
         ts = ev.ts_ns
         self._turn = ev
         raw = ev.raw
+        data: dict[str, Any] | None = None
+        who = "end_user" if ev.kind == ev_mod.QUESTION else "agent"
         if type(raw) is str:  # a plain message: its text, the sender its kind implies
-            data = None
             content = orjson.dumps(raw)
-            sender = _AGENT_JSON if ev.kind == ev_mod.ANSWER else _END_USER_JSON
+            sender = _SENDER_JSON[who]
             extra = b""
         else:
             data = ev.data
-            who = data.get("sender") or ("end_user" if ev.kind == ev_mod.QUESTION else "agent")
+            who = data.get("sender") or who
             sender = _SENDER_JSON.get(who) or orjson.dumps(who)
             content = orjson.dumps(data.get("content", ""))
             metadata = data.get("metadata")
@@ -418,9 +418,7 @@ class BlockEncoder:
         self._spans.append((ts // 1000, orjson.Fragment(span)))
         if data is not None and data.get("attachments") and uploaded:
             # its files: a span of their own one microsecond later, so transcripts list it second
-            sid_text = sid.decode()
-            asid = derived_span_id(sid_text, "attachments")
-            who = data.get("sender") or ("end_user" if ev.kind == ev_mod.QUESTION else "agent")
+            asid = derived_span_id(sid.decode(), "attachments")
             self._files(asid, ts + LINKED_OFFSET_NS, data, who, True)
 
     def _attachments(self, ev: Event, uploaded: bool) -> None:
